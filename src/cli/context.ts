@@ -1,0 +1,28 @@
+import type { ProgressEvent } from '../oci/content.js';
+import type { ContentStore } from '../store/store.js';
+
+export interface GlobalArgs {
+  root?: string;
+  debug?: boolean;
+  progress?: 'auto' | 'tty' | 'plain' | 'json' | 'none';
+}
+
+/** What every command handler gets: lazy store, output writers, progress. */
+export interface CliContext {
+  readonly rootPath: string;
+  /** Opens (creating when needed) the content store. */
+  store(): Promise<ContentStore>;
+  /** Write a line (or lines) of results to stdout. */
+  out(text: string): void;
+  /** Write one JSON document to stdout. */
+  json(value: unknown): void;
+  /** Write a warning line to stderr. */
+  warn(text: string): void;
+  /** A progress callback for library calls (stderr only); call `done` when finished. */
+  progress(label?: string): { onProgress: (e: ProgressEvent) => void; done: () => void };
+  /** Aborted on SIGINT/SIGTERM. */
+  readonly signal: AbortSignal;
+  /** Set the process exit code without throwing (e.g. a container's status). */
+  setExitCode(code: number): void;
+  readonly debug: boolean;
+}

@@ -1,0 +1,31 @@
+import type { Readable } from 'node:stream';
+import type { Descriptor } from './types.js';
+
+/** Progress events every long operation reports through `onProgress`. */
+export type ProgressEvent =
+  | { type: 'blob-start'; digest: string; size: number; mediaType: string; id?: string }
+  | { type: 'blob-progress'; digest: string; done: number; size: number }
+  | { type: 'blob-done'; digest: string; size: number; skipped?: boolean; reason?: string }
+  | { type: 'message'; text: string };
+
+export interface OpOptions {
+  signal?: AbortSignal;
+  onProgress?: (e: ProgressEvent) => void;
+}
+
+/** A place content is read from (the store, a registry, an archive). */
+export interface ContentSource {
+  /** Read a small document (manifest, index, config) whole; verified against the descriptor. */
+  fetchBytes(desc: Descriptor, opts?: OpOptions): Promise<Buffer>;
+  /** A verified stream of a blob: it errors at the end when size or digest differ. */
+  fetch(desc: Descriptor, opts?: OpOptions): Promise<Readable>;
+  /** Whether the source holds it (sparse sources such as partial archives). */
+  has?(desc: Descriptor, opts?: OpOptions): Promise<boolean>;
+}
+
+/** A place content is written to (the store, a registry, an archive writer). */
+export interface ContentTarget {
+  exists(desc: Descriptor, opts?: OpOptions): Promise<boolean>;
+  /** Write a blob; the target verifies size and digest before it becomes visible. */
+  write(desc: Descriptor, content: Buffer | (() => Promise<Readable>), opts?: OpOptions): Promise<void>;
+}

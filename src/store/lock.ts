@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { open, readFile, rename, unlink, link } from 'node:fs/promises';
+import { BerthError, fromSystemError } from '../errors.js';
+
+export interface LockOptions {
+  /** Give up after this long (default 60 s). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+interface LockInfo {
+  pid: number;
+  host: string;
+  token: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function readInfo(path: string): Promise<LockInfo | undefined> {
+  try {
+    const v = JSON.parse(await readFile(path, 'utf8')) as LockInfo;
+    return typeof v.pid === 'number' && typeof v.token === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An exclusive lock between processes: a file created with O_EXCL that names its owner.
+ * A lock whose owner died on this host (kill -9) is taken over; a live owner is waited for.
+ */
+export async function acquireLock(path: string, opts: LockOptions = {}): Promise<() => Promise<void>> {
+  const me: LockInfo = { pid: process.pid, host: hostname(), token: randomBytes(12).toString('hex') };
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  let delay = 2;
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    try {
+      // Write the owner to a temp file, then link it into place: the lock never exists empty.
+      const tmp = `${path}.${me.token}`;
+      const fh = await open(tmp, 'wx', 0o644);
+      await fh.writeFile(JSON.stringify(me));
+      await fh.close();
+      try {
+        await link(tmp, path);
+        return async () => {
+          const cur = await readInfo(path);
+          if (cur?.token === me.token) await unlink(path).catch(() => {});
+        };
+      } finally {
+        await unlink(tmp).catch(() => {});
+      }
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code !== 'EEXIST') throw fromSystemError(e, `taking lock ${path}`);
+    }
+    const owner = await readInfo(path);
+    if (owner && owner.host === me.host && !alive(owner.pid)) {
+      // Stale: move it aside, then make sure what we moved is the stale one.
+      const aside = `${path}.stale.${owner.token}`;
+      try {
+        await rename(path, aside);
+        const moved = await readInfo(aside);
+        if (moved && moved.token !== owner.token) await link(aside, path).catch(() => {});
+        await unlink(aside).catch(() => {});
+      } catch {
+        /* someone else broke it first */
+      }
+      continue;
+    }
+    if (owner === undefined) {
+      // Unreadable lock file (should not happen with link-into-place); treat as stale after a moment.
+    }
+    if (Date.now() > deadline) {
+      throw new BerthError('UNAVAILABLE', `store is locked by process ${owner?.pid ?? 'unknown'} (${path})`, {
+        hint: 'wait for that berth process to finish, or remove the lock file if that process is gone',
+      });
+    }
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 100);
+  }
+}
+
+export async function withLock<T>(path: string, fn: () => Promise<T>, opts?: LockOptions): Promise<T> {
+  const release = await acquireLock(path, opts);
+  try {
+    return await fn();
+  } finally {
+    await release();
+  }
+}
