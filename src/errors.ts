@@ -73,6 +73,8 @@ export function fromSystemError(e: unknown, what: string): BerthError {
         cause: e,
         hint: 'check the permissions of the berth root or pass --root',
       });
+    case 'ENOTDIR':
+      return new BerthError('INVALID_ARGUMENT', `${what}: a path component is not a directory`, { cause: e });
     case 'ENOSPC':
       return new BerthError('UNAVAILABLE', `${what}: no space left on device`, { cause: e });
     case 'EEXIST':

@@ -34,7 +34,7 @@ function report(e: unknown, debug: boolean): number {
   }
   const err = e as Error;
   if (err?.name === 'YError') {
-    process.stderr.write(`berth: ${err.message}: see berth --help\n`);
+    process.stderr.write(`berth: ${err.message.replace(/\s*\n\s*/g, ' ')}: see berth --help\n`);
     return EXIT_CODES.INVALID_ARGUMENT;
   }
   if (err?.name === 'AbortError') {
@@ -46,6 +46,20 @@ function report(e: unknown, debug: boolean): number {
   return EXIT_CODES.INTERNAL;
 }
 
+/** The first positional word, skipping the values of the global options that take one. */
+function findVerb(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return args[i + 1];
+    if (a === '--root' || a === '--progress') {
+      i++;
+      continue;
+    }
+    if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
 export async function main(args: string[]): Promise<void> {
   const debug = args.includes('--debug');
   const controller = new AbortController();
@@ -54,6 +68,8 @@ export async function main(args: string[]): Promise<void> {
     signals++;
     if (signals > 1) process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
     controller.abort(new BerthError('ABORTED', `interrupted by ${sig}`));
+    // Whatever does not honour the abort in time is not allowed to keep the process alive.
+    setTimeout(() => process.exit(128 + (sig === 'SIGINT' ? 2 : 15)), 15_000).unref();
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -81,8 +97,13 @@ export async function main(args: string[]): Promise<void> {
   };
 
   // Only the verb being run is imported; the others are listed from the table.
-  const verb = args.find((a) => !a.startsWith('-'));
+  const verb = findVerb(args);
   const entry: CommandEntry | undefined = COMMANDS.find((c) => c.name === verb || c.aliases?.includes(verb ?? ''));
+  if (!verb && (args.includes('--version') || args.includes('-v'))) {
+    const { berthVersion } = await import('./commands/version.js');
+    process.stdout.write(`berth version ${await berthVersion()}\n`);
+    return;
+  }
 
   let y = yargs(args)
     .scriptName('berth')
@@ -99,7 +120,7 @@ export async function main(args: string[]): Promise<void> {
     .alias('help', 'h')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
-      throw err ?? new BerthError('INVALID_ARGUMENT', msg);
+      throw err ?? new BerthError('INVALID_ARGUMENT', `${msg.replace(/\s*\n\s*/g, ' ')}`, { hint: 'see berth --help' });
     }) as unknown as Argv<GlobalArgs>;
 
   for (const c of COMMANDS) {

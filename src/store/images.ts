@@ -149,3 +149,80 @@ export async function getImage(store: ContentStore, input: string, platform?: Pl
 }
 
 export type { Digest };
+
+export interface ImageSummary {
+  /** Full normalised name. */
+  name: string;
+  /** Docker-style repository and tag (`alpine`, `latest`). */
+  repository: string;
+  tag: string;
+  /** What the name points at (index or manifest). */
+  digest: Digest;
+  /** Docker's image id: the config digest (of the host platform's image). */
+  id?: Digest;
+  created?: string;
+  /** Bytes of content of the selected image (manifest + config + layers as stored). */
+  size: number;
+  platform?: string;
+  mediaType: string;
+}
+
+/** One row per tag, for `berth images`. */
+export async function listImageSummaries(store: ContentStore): Promise<ImageSummary[]> {
+  const out: ImageSummary[] = [];
+  for (const r of await store.listImages()) {
+    let repository = r.name;
+    let tag = '<none>';
+    try {
+      const ref = parseReference(r.name);
+      repository = familiarString({ domain: ref.domain, path: ref.path });
+      tag = ref.tag ?? '<none>';
+    } catch {
+      /* names written by other tools may not parse: show them as they are */
+    }
+    const row: ImageSummary = { name: r.name, repository, tag, digest: r.desc.digest, size: r.desc.size, mediaType: r.desc.mediaType };
+    try {
+      const v = await viewImage(store, r.desc);
+      row.id = v.configDesc.digest;
+      if (v.config.created) row.created = v.config.created;
+      row.platform = formatPlatform({ os: v.config.os, architecture: v.config.architecture, ...(v.config.variant ? { variant: v.config.variant } : {}) });
+      row.size = (r.desc.digest === v.manifestDesc.digest ? 0 : r.desc.size) + v.manifestDesc.size + v.configDesc.size + v.manifest.layers.reduce((a, l) => a + l.size, 0);
+    } catch {
+      /* an image of another platform only, or a broken one: listed with what is known */
+    }
+    out.push(row);
+  }
+  return out;
+}
+
+/**
+ * Remove names (and, by gc later, their content). Names an image by tag, digest or id; an id
+ * or digest removes every tag of that image (docker refuses when several tags unless forced).
+ */
+export async function removeImage(store: ContentStore, input: string, opts: { force?: boolean; inUse?: (digest: string) => Promise<string | undefined> } = {}): Promise<{ untagged: string[]; digest: Digest }> {
+  const found = await findImage(store, input);
+  const byName = found.record && !looksLikeId(input);
+  const targets = byName ? [found.record!] : found.matches;
+  if (targets.length === 0) throw new BerthError('NOT_FOUND', `no such image: ${input}`, { hint: 'see berth images' });
+  if (!byName && targets.length > 1 && !opts.force) {
+    throw new BerthError('INVALID_ARGUMENT', `image ${input} is referenced by ${targets.length} tags (${targets.map((t) => t.name).join(', ')})`, {
+      hint: 'remove the tags one by one or use -f',
+    });
+  }
+  const all = await store.listImages();
+  const lastTag = all.filter((r) => r.desc.digest === found.desc.digest).length <= targets.length;
+  if (lastTag && opts.inUse && !opts.force) {
+    const user = await opts.inUse(found.desc.digest);
+    if (user) throw new BerthError('ALREADY_EXISTS', `image ${input} is in use by container ${user}`, { hint: 'remove the container first, or use -f' });
+  }
+  const untagged: string[] = [];
+  for (const t of targets) {
+    const d = await untagImage(store, t.name);
+    if (d) untagged.push(t.name);
+  }
+  return { untagged, digest: found.desc.digest };
+}
+
+function looksLikeId(input: string): boolean {
+  return /^(sha256:)?[a-f0-9]{12,64}$/.test(input);
+}

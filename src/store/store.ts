@@ -1,7 +1,7 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, appendFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError, fromSystemError } from '../errors.js';
@@ -44,6 +44,11 @@ export class IngestWriter {
   /** Bytes already in the ingest (a resumed download continues from here). */
   get offset(): number {
     return this.#size;
+  }
+
+  /** Digest of the bytes written so far (the hash state is copied, not finished). */
+  currentDigest(): Digest {
+    return `sha256:${this.#hash.copy().digest('hex')}` as Digest;
   }
 
   async write(chunk: Uint8Array): Promise<void> {
@@ -153,10 +158,7 @@ export class ContentStore implements ContentSource, ContentTarget {
   static async open(root: string): Promise<ContentStore> {
     const s = new ContentStore(root);
     try {
-      await mkdir(s.blobsDir, { recursive: true });
-      await mkdir(s.ingestDir, { recursive: true });
-      await mkdir(s.locksDir, { recursive: true });
-      await mkdir(s.leasesDir, { recursive: true });
+      for (const d of [s.blobsDir, s.ingestDir, s.locksDir, s.leasesDir]) await mkdirp(d);
       await writeFile(join(s.contentDir, 'oci-layout'), OCI_LAYOUT, { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
         if (e.code !== 'EEXIST') throw e;
       });
@@ -230,7 +232,9 @@ export class ContentStore implements ContentSource, ContentTarget {
     const resumable = opts.expected !== undefined && opts.resume !== false;
     if (resumable) {
       const dir = join(this.ingestDir, digestHex(parseDigest(opts.expected)));
-      await mkdir(dir, { recursive: true });
+      await mkdir(dir).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw fromSystemError(e, `writing into ${this.ingestDir}`);
+      });
       // One writer per ingest: a lock file naming the owner; a dead owner's lock is taken over.
       const got = await tryOwn(join(dir, 'lock'));
       if (got) {
@@ -254,7 +258,7 @@ export class ContentStore implements ContentSource, ContentTarget {
     }
     const dir = join(this.ingestDir, `tmp-${process.pid}-${randomBytes(8).toString('hex')}`);
     try {
-      await mkdir(dir, { recursive: true });
+      await mkdir(dir);
       const fh = await open(join(dir, 'data'), 'w');
       return new IngestWriter(this, dir, fh, hash, 0, false);
     } catch (e) {
@@ -390,6 +394,33 @@ export class ContentStore implements ContentSource, ContentTarget {
   async listBlobs(): Promise<Digest[]> {
     const names = await readdir(this.blobsDir).catch(() => [] as string[]);
     return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}` as Digest);
+  }
+}
+
+/**
+ * mkdir -p without `recursive: true`: Node 20's recursive mkdir spins forever on some paths
+ * (a missing directory under /proc), so each missing parent is made in turn.
+ */
+export async function mkdirp(dir: string): Promise<void> {
+  const missing: string[] = [];
+  let d = dir;
+  for (;;) {
+    try {
+      const st = await stat(d);
+      if (!st.isDirectory()) throw Object.assign(new Error(`${d} is not a directory`), { code: 'ENOTDIR' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      missing.push(d);
+      const parent = dirname(d);
+      if (parent === d) break;
+      d = parent;
+    }
+  }
+  for (const m of missing.reverse()) {
+    await mkdir(m).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
   }
 }
 

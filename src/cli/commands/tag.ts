@@ -3,7 +3,7 @@ import { parseReference } from '../../oci/reference.js';
 import { defineCommand } from '../command.js';
 
 export default defineCommand<{ source: string; target: string }>({
-  command: 'tag SOURCE TARGET',
+  command: 'tag <source> <target>',
   describe: 'Create a tag TARGET that refers to SOURCE',
   builder: (y) => y.positional('source', { type: 'string', demandOption: true }).positional('target', { type: 'string', demandOption: true }),
   async run(argv, ctx) {

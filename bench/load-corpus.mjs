@@ -1,0 +1,36 @@
+// Build a multi-layer image of incompressible data in a berth store (uses dist/, run `npx tsc -p .` first).
+//   node bench/load-corpus.mjs ROOT NAME LAYERS MB_PER_LAYER
+import { randomBytes } from 'node:crypto';
+import { ContentStore, tagImage, canonicalJson, sha256, MediaType } from '../dist/index.js';
+
+const [root, name, layers = '10', mb = '10'] = process.argv.slice(2);
+function tarOf(fileName, data) {
+  const h = Buffer.alloc(512);
+  h.write(fileName, 0, 100);
+  h.write('0000644\0', 100);
+  h.write('0000000\0', 108);
+  h.write('0000000\0', 116);
+  h.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
+  h.write('00000000000\0', 136);
+  h.write('        ', 148);
+  h.write('0', 156);
+  h.write('ustar\0', 257);
+  h.write('00', 263);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  return Buffer.concat([h, data, Buffer.alloc((512 - (data.length % 512)) % 512), Buffer.alloc(1024)]);
+}
+const store = await ContentStore.open(root);
+const descs = [];
+for (let i = 0; i < Number(layers); i++) {
+  const tar = tarOf(`layer${i}.bin`, randomBytes(Number(mb) * 1024 * 1024));
+  const c = await store.putBytes(tar);
+  descs.push({ mediaType: MediaType.OCI_LAYER, digest: c.digest, size: c.size });
+}
+const config = canonicalJson({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: descs.map((d) => d.digest) } });
+const cfg = await store.putBytes(config);
+const manifest = canonicalJson({ schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config: { mediaType: MediaType.OCI_CONFIG, digest: cfg.digest, size: cfg.size }, layers: descs });
+const m = await store.putBytes(manifest);
+await tagImage(store, name, { mediaType: MediaType.OCI_MANIFEST, digest: m.digest, size: m.size });
+void sha256;

@@ -1,0 +1,48 @@
+import type { BerthGroup } from '../command.js';
+import { defineCommand } from '../command.js';
+import { listContainers, psBuilder } from './ps.js';
+
+const ls = defineCommand<{ all?: boolean; quiet?: boolean; format?: string; noTrunc?: boolean }>({
+  command: ['ls', 'list', 'ps'],
+  describe: 'List containers',
+  builder: psBuilder,
+  async run(argv, ctx) {
+    await listContainers(argv, ctx);
+  },
+});
+
+const prune = defineCommand<{ force?: boolean }>({
+  command: 'prune',
+  describe: 'Remove all stopped containers',
+  builder: (y) => y.option('force', { alias: 'f', type: 'boolean', describe: 'Do not ask (berth never asks)' }),
+  async run(_argv, ctx) {
+    const { Containers } = await import('../../run/containers.js');
+    const containers = await Containers.open(ctx.rootPath);
+    const removed = await containers.prune();
+    if (removed.length) ctx.out('Deleted Containers:\n' + removed.join('\n'));
+    ctx.out(`Total containers removed: ${removed.length}`);
+  },
+});
+
+const inspect = defineCommand<{ containers: string[] }>({
+  command: 'inspect <containers..>',
+  describe: 'Show container records and state as JSON',
+  builder: (y) => y.positional('containers', { type: 'string', array: true, demandOption: true }),
+  async run(argv, ctx) {
+    const { Containers } = await import('../../run/containers.js');
+    const containers = await Containers.open(ctx.rootPath);
+    const out = [];
+    for (const c of argv.containers) {
+      const i = await containers.info(await containers.find(c));
+      out.push({ ...i.record, State: { ...i.state, status: i.status } });
+    }
+    ctx.json(out);
+  },
+});
+
+const group: BerthGroup = {
+  command: 'container',
+  describe: 'Manage containers (ls, prune, inspect)',
+  subcommands: [ls, prune, inspect],
+};
+export default group;

@@ -1,0 +1,39 @@
+import { BerthError } from '../../errors.js';
+import { parsePlatform } from '../../oci/platform.js';
+import { defineCommand } from '../command.js';
+
+export default defineCommand<{ file: string; reference?: string; change?: string | string[]; message?: string; platform?: string }>({
+  command: 'import <file> [reference]',
+  describe: 'Import a root filesystem tarball (- for stdin) as a one-layer image',
+  builder: (y) =>
+    y
+      .positional('file', { type: 'string', demandOption: true, describe: 'Tarball (plain, gzip or zstd), or - for standard input' })
+      .positional('reference', { type: 'string', describe: 'NAME[:TAG] for the image' })
+      .option('change', { alias: 'c', type: 'string', describe: 'Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL, ONBUILD)' })
+      .option('message', { alias: 'm', type: 'string', describe: 'Commit message in the history' })
+      .option('platform', { type: 'string', describe: 'Platform of the image (default: this host)' }),
+  async run(argv, ctx) {
+    const platform = argv.platform ? parsePlatform(argv.platform) : undefined;
+    if ((argv.file === '-' || argv.file === '') && process.stdin.isTTY) {
+      throw new BerthError('INVALID_ARGUMENT', 'standard input is a terminal', { hint: 'pipe a tarball in, or give a file' });
+    }
+    const store = await ctx.store();
+    const { importRootfs } = await import('../../import/rootfs.js');
+    const p = ctx.progress('import');
+    try {
+      const r = await importRootfs(store, argv.file === '-' || argv.file === '' ? { stream: process.stdin } : { path: argv.file }, argv.reference, {
+        signal: ctx.signal,
+        onProgress: p.onProgress,
+        changes: ([] as (string | undefined)[]).concat(argv.change as string | string[] | undefined).filter((c): c is string => typeof c === 'string'),
+        ...(argv.message !== undefined ? { message: argv.message } : {}),
+        ...(platform ? { platform } : {}),
+        what: argv.file === '-' || argv.file === '' ? 'standard input' : argv.file,
+      });
+      p.done();
+      ctx.out(r.config.digest);
+    } catch (e) {
+      p.done();
+      throw e;
+    }
+  },
+});

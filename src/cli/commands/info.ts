@@ -1,0 +1,28 @@
+import { systemInfo } from '../../system.js';
+import { defineCommand } from '../command.js';
+import { size } from '../format.js';
+
+export const infoCommand = defineCommand<{ format?: string }>({
+  command: 'info',
+  describe: 'Show the root, store statistics and runtime versions',
+  builder: (y) => y.option('format', { type: 'string', choices: ['text', 'json'] }),
+  async run(argv, ctx) {
+    const i = await systemInfo(await ctx.store(), ctx.signal);
+    if (argv.format === 'json') return ctx.json(i);
+    ctx.out(
+      [
+        `Root: ${i.root}`,
+        `Content store: ${i.store.layout} (OCI image layout)`,
+        ` Images: ${i.store.images}`,
+        ` Blobs: ${i.store.blobs} (${size(i.store.bytes)})`,
+        `Runtime: runc ${i.runc.found ? i.runc.version : 'not found (apt-get install runc)'}`,
+        ...(i.runc.warning ? [` Warning: ${i.runc.warning}`] : []),
+        `BuildKit: buildctl ${i.buildctl.found ? i.buildctl.version : 'not found (the built-in builder is used)'}`,
+        `Platform: ${i.platform}`,
+        `Kernel: ${i.kernel}`,
+        `Node: ${i.node}`,
+      ].join('\n'),
+    );
+  },
+});
+export default infoCommand;

@@ -1,0 +1,32 @@
+import { BerthError } from '../../errors.js';
+import { parsePlatform } from '../../oci/platform.js';
+import { defineCommand } from '../command.js';
+
+export default defineCommand<{ images: string[]; output?: string; format?: string; platform?: string }>({
+  command: 'save <images..>',
+  describe: 'Save images to a tar archive (stdout by default)',
+  builder: (y) =>
+    y
+      .positional('images', { type: 'string', array: true, demandOption: true })
+      .option('output', { alias: 'o', type: 'string', describe: 'Write to this file instead of stdout' })
+      .option('format', { type: 'string', choices: ['docker', 'oci'], default: 'docker', describe: 'docker: docker-save dual format (loads in docker, ctr, podman, skopeo); oci: oci-archive' })
+      .option('platform', { type: 'string', describe: 'Save only this platform of multi-platform images' }),
+  async run(argv, ctx) {
+    const images = argv.images;
+    const platform = argv.platform ? parsePlatform(argv.platform) : undefined;
+    if (!argv.output && process.stdout.isTTY) {
+      throw new BerthError('INVALID_ARGUMENT', 'refusing to write an archive to a terminal', { hint: 'use -o FILE or redirect standard output' });
+    }
+    const store = await ctx.store();
+    const { saveImages, saveImagesToFile } = await import('../../import/save.js');
+    const p = ctx.progress('save');
+    const opts = { signal: ctx.signal, onProgress: p.onProgress, format: argv.format as 'docker' | 'oci', ...(platform ? { platform } : {}) };
+    try {
+      if (argv.output && argv.output !== '-') await saveImagesToFile(store, images, argv.output, opts);
+      else await saveImages(store, images, process.stdout, opts);
+    } catch (e) {
+      p.done();
+      throw e;
+    }
+  },
+});

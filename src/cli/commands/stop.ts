@@ -1,0 +1,30 @@
+import { BerthError } from '../../errors.js';
+import { defineCommand } from '../command.js';
+
+export default defineCommand<{ containers: string[]; time?: number; signal?: string }>({
+  command: 'stop <containers..>',
+  describe: 'Stop running containers (the stop signal, then SIGKILL after a grace period)',
+  builder: (y) =>
+    y
+      .positional('containers', { type: 'string', array: true, demandOption: true })
+      .option('time', { alias: 't', type: 'number', describe: 'Seconds to wait before killing (default 10)' })
+      .option('signal', { alias: 's', type: 'string', describe: 'Signal to send first (default: the image StopSignal or SIGTERM)' }),
+  async run(argv, ctx) {
+    if (argv.time !== undefined && !Number.isFinite(argv.time)) throw new BerthError('INVALID_ARGUMENT', 'invalid --time', { hint: 'give a number of seconds' });
+    const { Containers } = await import('../../run/containers.js');
+    const containers = await Containers.open(ctx.rootPath);
+    let failed: unknown;
+    await Promise.all(
+      argv.containers.map(async (c) => {
+        try {
+          const id = await containers.find(c);
+          await containers.stop(id, { ...(argv.time !== undefined ? { timeout: argv.time } : {}), ...(argv.signal ? { signal: argv.signal } : {}) });
+          ctx.out(c);
+        } catch (e) {
+          failed ??= e;
+        }
+      }),
+    );
+    if (failed) throw failed;
+  },
+});

@@ -1,0 +1,41 @@
+/** Text rendering helpers shared by command modules. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: readonly string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3)))
+      .join('')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function ago(iso: string | undefined, now = Date.now()): string {
+  if (!iso) return 'N/A';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return 'N/A';
+  const s = Math.max(0, Math.round((now - t) / 1000));
+  const unit = (n: number, u: string) => `${n} ${u}${n === 1 ? '' : 's'} ago`;
+  if (s < 1) return 'Less than a second ago';
+  if (s < 60) return unit(s, 'second');
+  if (s < 3600) return unit(Math.round(s / 60), 'minute');
+  if (s < 86400 * 2) return unit(Math.round(s / 3600), 'hour');
+  if (s < 86400 * 14) return unit(Math.round(s / 86400), 'day');
+  if (s < 86400 * 60) return unit(Math.round(s / 86400 / 7), 'week');
+  if (s < 86400 * 730) return unit(Math.round(s / 86400 / 30), 'month');
+  return unit(Math.round(s / 86400 / 365), 'year');
+}
+
+export function size(n: number): string {
+  const u = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < u.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${v}B` : `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : Math.round(v)}${u[i]}`;
+}
+
+export function shortId(digest: string | undefined): string {
+  return digest ? digest.replace(/^sha256:/, '').slice(0, 12) : '<none>';
+}

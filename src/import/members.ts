@@ -1,0 +1,436 @@
+/**
+ * An archive seen as a map from member names to blobs. A tar archive is read in one streaming
+ * pass: small members are kept in memory, large ones stream into store ingests (hashed as
+ * they flow, committed only when an image needs them); an OCI layout directory is read lazily.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, open, readFile, readlink } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { readTarEntries } from '../archive/tar.js';
+import { BerthError, fromSystemError } from '../errors.js';
+import type { OpOptions } from '../oci/content.js';
+import { isDigest, sha256 } from '../oci/digest.js';
+import type { Digest } from '../oci/types.js';
+import type { ContentStore, IngestWriter } from '../store/store.js';
+
+export interface Expect {
+  digest: Digest;
+  size: number;
+  what: string;
+}
+
+export interface Member {
+  readonly name: string;
+  readonly kind: 'file' | 'symlink' | 'other';
+  readonly size: number;
+  /** Target of a symlink (relative to the member's directory) or hard link (archive path). */
+  readonly linkname?: string;
+  readonly hardlink?: boolean;
+  /** The content digest when it is known without reading (hashed during the pass). */
+  readonly knownDigest?: Digest;
+  /** Whether the bytes are already in the store (skipped during the pass). */
+  readonly inStore?: boolean;
+  digest(): Promise<Digest>;
+  /** First bytes (compression sniffing). */
+  head(): Promise<Buffer>;
+  /** Whole content, refusing more than `cap` bytes. */
+  bytes(cap: number, what: string): Promise<Buffer>;
+  /** Make the content a store blob; verified against `expect` before it becomes visible. */
+  commit(store: ContentStore, expect: Expect, opts?: OpOptions): Promise<void>;
+  /** Drop what the pass left in the ingest. */
+  discard(): Promise<void>;
+}
+
+export interface Archive {
+  /** What to call the input in messages. */
+  readonly what: string;
+  /** The member stored under exactly this (normalised) name. */
+  get(name: string): Promise<Member | undefined>;
+  /** Release everything not committed. */
+  discard(): Promise<void>;
+}
+
+function tooBig(what: string, size: number, cap: number): BerthError {
+  return new BerthError('INVALID_ARGUMENT', `${what}: ${size} bytes is larger than the ${cap}-byte limit for this document`, {
+    hint: 'the archive is corrupt or hostile',
+  });
+}
+
+/** `./a/b` -> `a/b`; names are keys, never paths on disk. */
+export function normalizeMemberName(name: string): string {
+  let n = name;
+  while (n.startsWith('./')) n = n.slice(2);
+  while (n.endsWith('/')) n = n.slice(0, -1);
+  return n;
+}
+
+/**
+ * Validate a member name that a document (manifest.json, index.json) refers to: relative, no
+ * `..`, no empty components.
+ */
+export function checkReferencedName(name: unknown, where: string): string {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 4096) {
+    throw new BerthError('INVALID_ARGUMENT', `${where}: member name ${JSON.stringify(name)} is not a string`);
+  }
+  if (name.startsWith('/')) throw new BerthError('INVALID_ARGUMENT', `${where}: member ${JSON.stringify(name)} is an absolute path`, { hint: 'the archive is corrupt or hostile' });
+  const n = normalizeMemberName(name);
+  if (n.split('/').some((c) => c === '..' || c === '') || n.includes('\0')) {
+    throw new BerthError('INVALID_ARGUMENT', `${where}: member ${JSON.stringify(name)} leaves the archive`, { hint: 'the archive is corrupt or hostile' });
+  }
+  return n;
+}
+
+/**
+ * Find the regular-file member `name` refers to, following symlinks and hard links that stay
+ * inside the archive (docker save links duplicate layers). Throws NOT_FOUND when it is absent.
+ */
+export async function resolveMember(ar: Archive, name: string, where: string): Promise<Member> {
+  let n = checkReferencedName(name, where);
+  for (let hops = 0; hops < 16; hops++) {
+    const m = await ar.get(n);
+    if (!m) throw new BerthError('NOT_FOUND', `${where}: member ${JSON.stringify(n)} is missing from ${ar.what}`, { hint: 'the archive is incomplete' });
+    if (m.kind === 'file') return m;
+    if (m.kind === 'other') throw new BerthError('INVALID_ARGUMENT', `${where}: member ${JSON.stringify(n)} is not a regular file`);
+    const link = m.linkname ?? '';
+    if (link.startsWith('/')) {
+      throw new BerthError('INVALID_ARGUMENT', `${where}: member ${JSON.stringify(n)} is a symlink to an absolute path ${JSON.stringify(link)}`, {
+        hint: 'the archive is corrupt or hostile',
+      });
+    }
+    const target = m.hardlink ? posix.normalize(link) : posix.normalize(posix.join(posix.dirname(n), link));
+    if (target === '..' || target.startsWith('../') || target === '.') {
+      throw new BerthError('INVALID_ARGUMENT', `${where}: member ${JSON.stringify(n)} is a symlink that leaves the archive (${JSON.stringify(link)})`, {
+        hint: 'the archive is corrupt or hostile',
+      });
+    }
+    n = target;
+  }
+  throw new BerthError('INVALID_ARGUMENT', `${where}: member ${JSON.stringify(name)}: too many levels of links`);
+}
+
+// ---- members of a tar read in one pass ----
+
+class BufferMember implements Member {
+  readonly kind = 'file' as const;
+  readonly knownDigest: Digest;
+  constructor(
+    readonly name: string,
+    readonly data: Buffer,
+  ) {
+    this.knownDigest = sha256(data);
+  }
+  get size(): number {
+    return this.data.length;
+  }
+  async digest(): Promise<Digest> {
+    return this.knownDigest;
+  }
+  async head(): Promise<Buffer> {
+    return this.data.subarray(0, 8);
+  }
+  async bytes(cap: number, what: string): Promise<Buffer> {
+    if (this.data.length > cap) throw tooBig(what, this.data.length, cap);
+    return this.data;
+  }
+  async commit(store: ContentStore, expect: Expect): Promise<void> {
+    await store.putBytes(this.data, { digest: expect.digest, what: expect.what });
+  }
+  async discard(): Promise<void> {}
+}
+
+class IngestMember implements Member {
+  readonly kind = 'file' as const;
+  #w: IngestWriter | undefined;
+  constructor(
+    readonly name: string,
+    readonly size: number,
+    readonly knownDigest: Digest,
+    readonly headBytes: Buffer,
+    w: IngestWriter,
+  ) {
+    this.#w = w;
+  }
+  async digest(): Promise<Digest> {
+    return this.knownDigest;
+  }
+  async head(): Promise<Buffer> {
+    return this.headBytes;
+  }
+  async bytes(cap: number, what: string): Promise<Buffer> {
+    if (this.size > cap) throw tooBig(what, this.size, cap);
+    if (!this.#w) throw new BerthError('INTERNAL', `${what}: ingest already committed`);
+    return readFile(this.#w.path);
+  }
+  async commit(store: ContentStore, expect: Expect): Promise<void> {
+    if (await store.exists(expect)) return;
+    const w = this.#w;
+    if (!w) return; // committed already under another name (hard link)
+    this.#w = undefined;
+    await w.commit(expect);
+  }
+  async discard(): Promise<void> {
+    const w = this.#w;
+    this.#w = undefined;
+    await w?.close(false);
+  }
+}
+
+/** A blob the pass skipped because the store already has it. */
+class StoreMember implements Member {
+  readonly kind = 'file' as const;
+  readonly inStore = true;
+  constructor(
+    readonly name: string,
+    readonly size: number,
+    readonly knownDigest: Digest,
+    private readonly store: ContentStore,
+  ) {}
+  async digest(): Promise<Digest> {
+    return this.knownDigest;
+  }
+  async head(): Promise<Buffer> {
+    const fh = await open(this.store.blobPath(this.knownDigest), 'r');
+    try {
+      const b = Buffer.alloc(8);
+      const { bytesRead } = await fh.read(b, 0, 8, 0);
+      return b.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+  async bytes(cap: number, what: string): Promise<Buffer> {
+    if (this.size > cap) throw tooBig(what, this.size, cap);
+    return readFile(this.store.blobPath(this.knownDigest));
+  }
+  async commit(): Promise<void> {}
+  async discard(): Promise<void> {}
+}
+
+class LinkMember implements Member {
+  constructor(
+    readonly name: string,
+    readonly kind: 'symlink' | 'other',
+    readonly linkname?: string,
+    readonly hardlink?: boolean,
+  ) {}
+  readonly size = 0;
+  private no(): never {
+    throw new BerthError('INTERNAL', `${this.name} is not a regular file`);
+  }
+  async digest(): Promise<Digest> {
+    this.no();
+  }
+  async head(): Promise<Buffer> {
+    this.no();
+  }
+  async bytes(): Promise<Buffer> {
+    this.no();
+  }
+  async commit(): Promise<void> {
+    this.no();
+  }
+  async discard(): Promise<void> {}
+}
+
+/** Limits of the streaming pass. */
+export interface PassLimits {
+  /** Largest member written to the ingest (a decompression bomb stops here). */
+  maxMemberBytes: number;
+  /** Members up to this size are kept in memory. */
+  smallMemberBytes?: number;
+  /** Total memory for small members. */
+  memoryBudget?: number;
+}
+
+/** JSON documents at the top of an archive and their caps. */
+const TOP_DOCS: Readonly<Record<string, number>> = {
+  'manifest.json': 4 * 1024 * 1024,
+  'index.json': 4 * 1024 * 1024,
+  repositories: 1024 * 1024,
+  'oci-layout': 64 * 1024,
+};
+
+class TarArchive implements Archive {
+  readonly members = new Map<string, Member>();
+  constructor(readonly what: string) {}
+  async get(name: string): Promise<Member | undefined> {
+    return this.members.get(name);
+  }
+  async discard(): Promise<void> {
+    for (const m of this.members.values()) await m.discard().catch(() => {});
+  }
+}
+
+/** A Transform that counts bytes, keeps the first few, reports progress and enforces a cap. */
+class Meter extends Transform {
+  n = 0;
+  head = Buffer.alloc(0);
+  #last = 0;
+  constructor(
+    private readonly cap: number,
+    private readonly what: string,
+    private readonly onBytes?: (n: number) => void,
+  ) {
+    super({ highWaterMark: 1 << 20 });
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.n += chunk.length;
+    if (this.n > this.cap) {
+      cb(new BerthError('INVALID_ARGUMENT', `${this.what}: more than ${this.cap} bytes (decompression bomb?)`, { hint: 'raise BERTH_MAX_LAYER_BYTES if this layer is genuine' }));
+      return;
+    }
+    if (this.head.length < 8) this.head = Buffer.concat([this.head, chunk.subarray(0, 8 - this.head.length)]);
+    if (this.onBytes && this.n - this.#last >= 4 << 20) {
+      this.#last = this.n;
+      this.onBytes(this.n);
+    }
+    cb(null, chunk);
+  }
+}
+
+const BLOB_RE = /^blobs\/sha256\/([a-f0-9]{64})$/;
+
+/**
+ * Read a (decompressed) tar stream once. Every member becomes an entry of the returned archive;
+ * nothing is visible in the store until a member is committed.
+ */
+export async function readTarArchive(store: ContentStore, input: Readable, what: string, limits: PassLimits, opts: OpOptions = {}): Promise<TarArchive> {
+  const ar = new TarArchive(what);
+  const small = limits.smallMemberBytes ?? 1 << 20;
+  let budget = limits.memoryBudget ?? 128 << 20;
+  const put = async (m: Member) => {
+    const old = ar.members.get(m.name);
+    ar.members.set(m.name, m);
+    if (old) await old.discard();
+  };
+  try {
+    await readTarEntries(
+      input,
+      async (h, body) => {
+        opts.signal?.throwIfAborted();
+        const name = normalizeMemberName(h.name);
+        if (h.type === 'directory') return;
+        if (h.type === 'symlink' || h.type === 'link') {
+          await put(new LinkMember(name, 'symlink', h.linkname ?? '', h.type === 'link'));
+          return;
+        }
+        if (h.type === 'other') {
+          await put(new LinkMember(name, 'other'));
+          return;
+        }
+        const docCap = TOP_DOCS[name];
+        if (docCap !== undefined && h.size > docCap) throw tooBig(`${what}: ${name}`, h.size, docCap);
+        if (h.size > limits.maxMemberBytes) {
+          throw new BerthError('INVALID_ARGUMENT', `${what}: member ${JSON.stringify(name)} declares ${h.size} bytes, more than the ${limits.maxMemberBytes}-byte limit per layer`, {
+            hint: 'raise BERTH_MAX_LAYER_BYTES if this layer is genuine',
+          });
+        }
+        const blob = BLOB_RE.exec(name);
+        if (blob && h.size > small) {
+          const digest = `sha256:${blob[1]}` as Digest;
+          if (await store.exists({ digest, size: h.size })) {
+            body.resume();
+            opts.onProgress?.({ type: 'blob-done', digest, size: h.size, skipped: true, reason: 'exists' });
+            await put(new StoreMember(name, h.size, digest, store));
+            return;
+          }
+        }
+        if (docCap !== undefined || (h.size <= small && h.size <= budget)) {
+          const chunks: Buffer[] = [];
+          for await (const c of body) chunks.push(c as Buffer);
+          const data = Buffer.concat(chunks);
+          budget -= data.length;
+          await put(new BufferMember(name, data));
+          return;
+        }
+        const id = blob ? `sha256:${blob[1]}` : name;
+        opts.onProgress?.({ type: 'blob-start', digest: id, size: h.size, mediaType: '' });
+        const w = await store.ingest({ resume: false });
+        const meter = new Meter(limits.maxMemberBytes, `${what}: ${name}`, opts.onProgress ? (n) => opts.onProgress!({ type: 'blob-progress', digest: id, done: n, size: h.size }) : undefined);
+        try {
+          await pipeline(body, meter, w.writable());
+        } catch (e) {
+          await w.close(false);
+          throw e;
+        }
+        await put(new IngestMember(name, meter.n, w.currentDigest(), meter.head, w));
+        opts.onProgress?.({ type: 'blob-done', digest: id, size: h.size });
+      },
+      { what, ...(opts.signal ? { signal: opts.signal } : {}) },
+    );
+  } catch (e) {
+    await ar.discard();
+    throw e instanceof BerthError ? e : fromSystemError(e, what);
+  }
+  return ar;
+}
+
+// ---- an OCI layout (or extracted docker save) directory ----
+
+class FileMember implements Member {
+  readonly kind = 'file' as const;
+  #digest: Promise<Digest> | undefined;
+  readonly knownDigest?: Digest;
+  constructor(
+    readonly name: string,
+    readonly size: number,
+    readonly path: string,
+  ) {}
+  digest(): Promise<Digest> {
+    this.#digest ??= (async () => {
+      const h = createHash('sha256');
+      await pipeline(createReadStream(this.path, { highWaterMark: 1 << 20 }), async function* (src: AsyncIterable<Buffer>) {
+        for await (const c of src) h.update(c);
+      });
+      return `sha256:${h.digest('hex')}` as Digest;
+    })();
+    return this.#digest;
+  }
+  async head(): Promise<Buffer> {
+    const fh = await open(this.path, 'r');
+    try {
+      const b = Buffer.alloc(8);
+      const { bytesRead } = await fh.read(b, 0, 8, 0);
+      return b.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+  async bytes(cap: number, what: string): Promise<Buffer> {
+    if (this.size > cap) throw tooBig(what, this.size, cap);
+    return readFile(this.path);
+  }
+  async commit(store: ContentStore, expect: Expect, opts: OpOptions = {}): Promise<void> {
+    await store.putStream(createReadStream(this.path, { highWaterMark: 1 << 20 }), expect, opts);
+  }
+  async discard(): Promise<void> {}
+}
+
+export class DirArchive implements Archive {
+  readonly what: string;
+  constructor(readonly dir: string) {
+    this.what = `directory ${dir}`;
+  }
+  async get(name: string): Promise<Member | undefined> {
+    const p = join(this.dir, name);
+    try {
+      const st = await lstat(p);
+      if (st.isSymbolicLink()) return new LinkMember(name, 'symlink', await readlink(p));
+      if (st.isFile()) return new FileMember(name, st.size, p);
+      return new LinkMember(name, 'other');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+      throw fromSystemError(e, `${this.what}: ${name}`);
+    }
+  }
+  async discard(): Promise<void> {}
+}
+
+export function blobMemberName(d: Digest): string {
+  if (!isDigest(d)) throw new BerthError('INVALID_ARGUMENT', `invalid digest ${d}`);
+  return `blobs/sha256/${d.slice(7)}`;
+}
+

@@ -1,0 +1,156 @@
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BerthError } from '../errors.js';
+import type { ContentTarget, OpOptions } from '../oci/content.js';
+import { copy } from '../oci/copy.js';
+import { formatReference, parseReference } from '../oci/reference.js';
+import type { Descriptor, Platform } from '../oci/types.js';
+import { annotateName, tagImage } from '../store/images.js';
+import type { ContentStore } from '../store/store.js';
+import { openTransport, type RegistryOptions } from './client.js';
+import { errorCode } from './http.js';
+import { Repository } from './registry.js';
+
+export interface PullOptions extends OpOptions, RegistryOptions {
+  platform?: Platform;
+  allPlatforms?: boolean;
+  /** Blobs downloaded at once (default 4). */
+  concurrency?: number;
+}
+
+export interface PullResult {
+  /** Full normalised name that now points at the image. */
+  name: string;
+  root: Descriptor;
+  /** Blobs downloaded / already present. */
+  copied: number;
+  existing: number;
+  /** Bytes received over the network for blobs. */
+  bytes: number;
+}
+
+const NETWORK_BODY_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED', 'UND_ERR_CLOSED', 'ECONNABORTED']);
+
+function isBodyNetworkError(e: unknown): boolean {
+  if (e instanceof BerthError) return e.code === 'UNAVAILABLE';
+  const c = errorCode(e);
+  return (c !== undefined && NETWORK_BODY_ERRORS.has(c)) || (e as Error)?.message === 'terminated';
+}
+
+/**
+ * The store as a pull target: blobs go into resumable ingests keyed by digest. Bytes an earlier
+ * run (or an earlier attempt) left are continued with a Range request; only a 206 whose
+ * Content-Range starts at that offset is spliced, anything else restarts the blob. Nothing is
+ * visible before size and digest are checked.
+ */
+export class ResumingStoreTarget implements ContentTarget {
+  readonly store: ContentStore;
+  readonly repo: Repository;
+  /** Bytes received for blobs. */
+  bytes = 0;
+  retries: number;
+
+  constructor(store: ContentStore, repo: Repository, opts: { retries?: number } = {}) {
+    this.store = store;
+    this.repo = repo;
+    this.retries = opts.retries ?? 5;
+  }
+
+  exists(desc: Descriptor): Promise<boolean> {
+    return this.store.exists(desc);
+  }
+
+  async write(desc: Descriptor, content: Buffer | (() => Promise<Readable>), opts: OpOptions = {}): Promise<void> {
+    if (Buffer.isBuffer(content)) return this.store.write(desc, content, opts);
+    const what = `blob ${desc.digest} from ${this.repo.domain}/${this.repo.path}`;
+    for (let attempt = 0; ; attempt++) {
+      opts.signal?.throwIfAborted();
+      let w = await this.store.ingest({ expected: desc.digest });
+      try {
+        if (w.offset > desc.size) {
+          await w.close(false);
+          w = await this.store.ingest({ expected: desc.digest });
+        }
+        if (w.offset < desc.size) {
+          const { start, body } = await this.repo.openBlob(desc, w.offset, opts);
+          if (start !== w.offset) {
+            // The registry sent the whole blob (200): start that blob over.
+            await w.close(false);
+            w = await this.store.ingest({ expected: desc.digest });
+            if (w.offset !== 0) {
+              await w.close(false);
+              w = await this.store.ingest({ expected: desc.digest, resume: false });
+            }
+          }
+          let done = start;
+          let last = 0;
+          const count = new Transform({
+            transform: (chunk: Buffer, _e, cb) => {
+              done += chunk.length;
+              this.bytes += chunk.length;
+              const now = Date.now();
+              if (opts.onProgress && (now - last > 100 || done === desc.size)) {
+                last = now;
+                opts.onProgress({ type: 'blob-progress', digest: desc.digest, done, size: desc.size });
+              }
+              cb(null, chunk);
+            },
+          });
+          await pipeline(body, count, w.writable({ size: desc.size, what }), opts.signal ? { signal: opts.signal } : {});
+        }
+        await w.commit({ digest: desc.digest, size: desc.size, what });
+        return;
+      } catch (e) {
+        await w.close(); // a resumable ingest keeps its bytes for the next attempt or run
+        if (opts.signal?.aborted) throw new BerthError('ABORTED', `pulling ${what}: aborted`, { cause: e });
+        if (isBodyNetworkError(e) && attempt < this.retries) {
+          const wait = Math.min(5000, 200 * 2 ** attempt * (0.5 + Math.random()));
+          opts.onProgress?.({ type: 'message', text: `${desc.digest.slice(7, 19)}: ${e instanceof BerthError ? e.message : errorCode(e) ?? 'connection lost'}; resuming in ${Math.round(wait)} ms` });
+          await new Promise((r) => setTimeout(r, wait));
+          continue;
+        }
+        if (e instanceof BerthError) throw e;
+        throw new BerthError('UNAVAILABLE', `pulling ${what}: ${errorCode(e) ?? (e as Error).message}`, { cause: e, hint: 'run the pull again: it continues where it stopped' });
+      }
+    }
+  }
+}
+
+/**
+ * Pull `input` (`alpine`, `host:5000/a/b:tag`, `name@sha256:…`) into the store: resolve, walk
+ * to the platform (or every platform), download missing blobs concurrently into resumable
+ * ingests, write manifests bottom-up, and only then point the name at the root.
+ */
+export async function pull(store: ContentStore, input: string, opts: PullOptions = {}): Promise<PullResult> {
+  const ref = parseReference(input);
+  const { transport, done } = openTransport(opts);
+  try {
+    const repo = new Repository(transport, ref);
+    return await store.withLease(async () => {
+      const root = await repo.resolve(ref, opts);
+      const target = new ResumingStoreTarget(store, repo);
+      const r = await copy(repo, target, root, {
+        ...(opts.platform ? { platform: opts.platform } : {}),
+        ...(opts.allPlatforms ? { allPlatforms: true } : {}),
+        concurrency: opts.concurrency ?? 4,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      });
+      let name: string;
+      if (ref.tag !== undefined) {
+        name = await tagImage(store, formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag }), root);
+      } else {
+        name = formatReference({ domain: ref.domain, path: ref.path, digest: root.digest });
+        const entry = annotateName(root, name);
+        await store.updateIndex((ms) => {
+          const i = ms.findIndex((m) => m.annotations?.['io.containerd.image.name'] === name);
+          if (i === -1) ms.push(entry);
+          else ms[i] = entry;
+        });
+      }
+      return { name, root, copied: r.copied.length, existing: r.existing.length, bytes: target.bytes };
+    });
+  } finally {
+    await done();
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * The one typed wrapper around the runc binary (containerd/go-runc's shape): global flags, one
+ * options object per verb, exit codes and stderr turned into typed BerthErrors. execa is
+ * imported only here (and in the future Buildctl wrapper).
+ */
+import { execa, type Options as ExecaOptions } from 'execa';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { BerthError } from '../errors.js';
+
+export interface RuncOptions {
+  /** The runc binary (default `runc` on PATH, or BERTH_RUNC). */
+  binary?: string;
+  /** runc's state directory (`--root`), owned by berth: `<berthroot>/runc`. */
+  root: string;
+  /** `--log FILE` (runc writes errors there too). */
+  log?: string;
+  /** `--log-format`. */
+  logFormat?: 'text' | 'json';
+  /** `--systemd-cgroup`. */
+  systemdCgroup?: boolean;
+  /** `--debug`. */
+  debug?: boolean;
+}
+
+export interface RuncState {
+  ociVersion: string;
+  id: string;
+  pid: number;
+  status: 'creating' | 'created' | 'running' | 'paused' | 'stopped';
+  bundle: string;
+  rootfs: string;
+  created: string;
+  owner?: string;
+  annotations?: Record<string, string>;
+}
+
+export interface RuncVersion {
+  version: string;
+  commit?: string;
+  spec?: string;
+  /** Set when this runc predates the 2025 security fixes (CVE-2025-31133/52565/52881). */
+  warning?: string;
+}
+
+export interface CreateOptions {
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  noNewKeyring?: boolean;
+}
+
+export interface RunOptions extends CreateOptions {
+  detach?: boolean;
+  /** Extra per-call log file (overrides the global one for this call). */
+  log?: string;
+  /** stdio of the runc process (and so of the container when not detached). */
+  stdio?: StdioOptions;
+  /** Put runc in its own session (signals reach it only through berth). */
+  newSession?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ExecOptions {
+  /** Path of a process.json (`--process`). */
+  process: string;
+  detach?: boolean;
+  tty?: boolean;
+  pidFile?: string;
+  consoleSocket?: string;
+  log?: string;
+  stdio?: StdioOptions;
+  newSession?: boolean;
+}
+
+export interface KillOptions {
+  /** `--all`: signal every process of the container. */
+  all?: boolean;
+}
+
+export interface DeleteOptions {
+  force?: boolean;
+}
+
+/** A runc process that stays in the foreground (run, exec): the child and a promise of its status. */
+export interface RuncChild {
+  child: ChildProcess;
+  /** Resolves with runc's exit status (a container status, or 1/255 when runc itself failed). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** The patched releases of each line: below these, runc lacks the November 2025 fixes. */
+const FIXED: ReadonlyArray<[number, number, number]> = [
+  [1, 2, 8],
+  [1, 3, 3],
+];
+
+export function parseRuncVersion(out: string): RuncVersion {
+  const m = /runc version (\S+)/.exec(out);
+  if (!m) throw new BerthError('UNAVAILABLE', `cannot read the runc version from ${JSON.stringify(out.slice(0, 80))}`);
+  const version = m[1]!;
+  const commit = /commit: (\S+)/.exec(out)?.[1];
+  const spec = /spec: (\S+)/.exec(out)?.[1];
+  const v: RuncVersion = { version, ...(commit ? { commit } : {}), ...(spec ? { spec } : {}) };
+  if (!runcHasSecurityFixes(version)) {
+    v.warning = `runc ${version} predates the 2025 security fixes (CVE-2025-31133, CVE-2025-52565, CVE-2025-52881): upgrade to runc 1.2.8, 1.3.3 or 1.4.0 or later`;
+  }
+  return v;
+}
+
+/** Whether a runc version string is at or above the fixed release of its line. */
+export function runcHasSecurityFixes(version: string): boolean {
+  const m = /^v?(\d+)\.(\d+)\.(\d+)(?:-rc\.?(\d+))?/.exec(version);
+  if (!m) return false;
+  const [maj, min, pat] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const rc = m[4] === undefined ? undefined : Number(m[4]);
+  if (maj > 1) return true;
+  if (min >= 4) {
+    if (min > 4 || pat > 0) return true;
+    return rc === undefined || rc >= 2;
+  }
+  const fix = FIXED.find(([a, b]) => a === maj && b === min);
+  if (!fix) return false;
+  return pat >= fix[2] && rc === undefined;
+}
+
+/** What runc's stderr / log says, reduced to its last meaningful line. */
+export function lastLine(text: string): string {
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const l = lines[i]!;
+    // JSON log lines: {"level":"error","msg":"..."}
+    if (l.startsWith('{')) {
+      try {
+        const j = JSON.parse(l) as { level?: string; msg?: string };
+        if (j.level === 'error' || j.level === 'fatal') return j.msg ?? l;
+        continue;
+      } catch {
+        /* not JSON */
+      }
+    }
+    return l;
+  }
+  return '';
+}
+
+/**
+ * Classify a runc start failure like docker does: a missing command exits 127, a command that
+ * cannot be executed exits 126; anything else is a PROCESS error.
+ */
+export function startError(message: string, args: readonly string[] = []): BerthError {
+  const cmd = args[0] ?? '';
+  const msg = message.replace(/^runc (run|create|exec) failed: /, '');
+  if (/executable file not found|no such file or directory/.test(msg) && /exec[: ]/.test(msg)) {
+    return new BerthError('NOT_FOUND', `command ${JSON.stringify(cmd)} not found in the container: ${msg}`, {
+      exitCode: 127,
+      hint: 'check the command and the image PATH',
+    });
+  }
+  if (/permission denied|is a directory|exec format error/.test(msg) && /exec[: ]/.test(msg)) {
+    return new BerthError('PROCESS', `command ${JSON.stringify(cmd)} cannot be executed in the container: ${msg}`, { exitCode: 126 });
+  }
+  return new BerthError('PROCESS', `runc failed to start the container: ${msg || 'no error message'}`);
+}
+
+export class Runc {
+  readonly binary: string;
+  readonly root: string;
+  readonly opts: RuncOptions;
+
+  constructor(opts: RuncOptions) {
+    this.opts = opts;
+    this.binary = opts.binary ?? process.env.BERTH_RUNC ?? 'runc';
+    this.root = opts.root;
+  }
+
+  /** Global flags before the verb. */
+  globalArgs(log?: string): string[] {
+    const a = ['--root', this.root];
+    const lf = log ?? this.opts.log;
+    if (lf) a.push('--log', lf, '--log-format', this.opts.logFormat ?? 'json');
+    if (this.opts.systemdCgroup) a.push('--systemd-cgroup');
+    if (this.opts.debug) a.push('--debug');
+    return a;
+  }
+
+  #unavailable(e: unknown): BerthError {
+    return new BerthError('UNAVAILABLE', `runc not found (${this.binary})`, { cause: e, hint: 'install it: apt-get install runc' });
+  }
+
+  /** Run a short verb to completion; non-zero exit becomes a PROCESS error with runc's last stderr line. */
+  async #call(verb: string, args: string[], extra: ExecaOptions = {}): Promise<string> {
+    let r;
+    try {
+      r = await execa(this.binary, [...this.globalArgs(), verb, ...args], { reject: false, stdin: 'ignore', ...extra } as ExecaOptions);
+    } catch (e) {
+      throw this.#unavailable(e);
+    }
+    if ((r as { code?: string }).code === 'ENOENT' || (r.failed && r.exitCode === undefined && /ENOENT/.test(String(r.message)))) {
+      throw this.#unavailable(r);
+    }
+    if (r.exitCode !== 0) {
+      const line = lastLine(String(r.stderr ?? '')) || `exit status ${r.exitCode}`;
+      const code = /does not exist|not found|container .* does not exist/i.test(line) ? 'NOT_FOUND' : 'PROCESS';
+      throw new BerthError(code, `runc ${verb} failed: ${line}`);
+    }
+    return String(r.stdout ?? '');
+  }
+
+  async version(): Promise<RuncVersion> {
+    let r;
+    try {
+      r = await execa(this.binary, ['--version'], { reject: false, stdin: 'ignore' });
+    } catch (e) {
+      throw this.#unavailable(e);
+    }
+    if (r.failed && r.exitCode === undefined) throw this.#unavailable(r);
+    return parseRuncVersion(String(r.stdout));
+  }
+
+  async create(id: string, o: CreateOptions, extra: ExecaOptions = {}): Promise<void> {
+    await this.#call('create', [...bundleArgs(o), id], extra);
+  }
+
+  async start(id: string): Promise<void> {
+    await this.#call('start', [id]);
+  }
+
+  /**
+   * `runc run` kept in the foreground: runc stays the container's parent, reaps it and exits
+   * with its status (128+N for a signal). The caller owns the child (signals, stdio).
+   */
+  run(id: string, o: RunOptions): RuncChild {
+    const args = [...this.globalArgs(o.log), 'run', ...bundleArgs(o), ...(o.detach ? ['--detach'] : []), id];
+    return this.#spawn(args, o.stdio ?? 'inherit', o.newSession ?? false, o.env);
+  }
+
+  /** `runc exec` in the foreground (same shape as run). */
+  exec(id: string, o: ExecOptions): RuncChild {
+    const args = [...this.globalArgs(o.log), 'exec', '--process', o.process];
+    if (o.detach) args.push('--detach');
+    if (o.tty) args.push('--tty');
+    if (o.pidFile) args.push('--pid-file', o.pidFile);
+    if (o.consoleSocket) args.push('--console-socket', o.consoleSocket);
+    args.push(id);
+    return this.#spawn(args, o.stdio ?? 'inherit', o.newSession ?? false);
+  }
+
+  #spawn(args: string[], stdio: StdioOptions, newSession: boolean, env?: NodeJS.ProcessEnv): RuncChild {
+    const child = spawn(this.binary, args, { stdio, detached: newSession, ...(env ? { env } : {}) });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      child.once('error', (e) => reject((e as NodeJS.ErrnoException).code === 'ENOENT' ? this.#unavailable(e) : e));
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+    });
+    return { child, exited };
+  }
+
+  async kill(id: string, signal: string | number = 'SIGTERM', o: KillOptions = {}): Promise<void> {
+    await this.#call('kill', [...(o.all ? ['--all'] : []), id, String(signal)]);
+  }
+
+  async delete(id: string, o: DeleteOptions = {}): Promise<void> {
+    await this.#call('delete', [...(o.force ? ['--force'] : []), id]);
+  }
+
+  /** runc's state of a container, or undefined when runc does not know it. */
+  async state(id: string): Promise<RuncState | undefined> {
+    try {
+      return JSON.parse(await this.#call('state', [id])) as RuncState;
+    } catch (e) {
+      if (e instanceof BerthError && e.code === 'NOT_FOUND') return undefined;
+      throw e;
+    }
+  }
+
+  async list(): Promise<RuncState[]> {
+    const out = await this.#call('list', ['--format', 'json']);
+    const v = JSON.parse(out.trim() || 'null') as RuncState[] | null;
+    return v ?? [];
+  }
+
+  /** PIDs (host pid namespace) of the container's processes. */
+  async ps(id: string): Promise<number[]> {
+    const out = await this.#call('ps', ['--format', 'json', id]);
+    return (JSON.parse(out.trim() || 'null') as number[] | null) ?? [];
+  }
+}
+
+function bundleArgs(o: CreateOptions): string[] {
+  const a = ['--bundle', o.bundle];
+  if (o.pidFile) a.push('--pid-file', o.pidFile);
+  if (o.consoleSocket) a.push('--console-socket', o.consoleSocket);
+  if (o.noPivot) a.push('--no-pivot');
+  if (o.noNewKeyring) a.push('--no-new-keyring');
+  return a;
+}
+

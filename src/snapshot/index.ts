@@ -1,0 +1,1 @@
+export { Snapshotter, chainIds, type SnapshotDriver, type SnapshotInfo } from './snapshotter.js';

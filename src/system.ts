@@ -1,0 +1,162 @@
+/**
+ * Operations that span rooms: removing images that containers may use, whole-root garbage
+ * collection, disk usage and environment information. The CLI calls these; they never print.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Descriptor } from './oci/types.js';
+import { check, gc, reachable, type CheckResult, type GcResult } from './store/gc.js';
+import { listImageSummaries, removeImage } from './store/images.js';
+import type { ContentStore } from './store/store.js';
+
+export interface ContainerRef {
+  id: string;
+  name?: string;
+  /** Root descriptor digest of the image the container was made from. */
+  imageDigest?: string;
+  /** Manifest digest actually run (for an index, the selected platform's manifest). */
+  manifestDigest?: string;
+  snapshotKey?: string;
+}
+
+/** Container records under <root>/containers (read-only view; the run room owns them). */
+export async function containerRefs(root: string): Promise<ContainerRef[]> {
+  const dir = join(root, 'containers');
+  const out: ContainerRef[] = [];
+  for (const id of await readdir(dir).catch(() => [] as string[])) {
+    try {
+      const rec = JSON.parse(await readFile(join(dir, id, 'record.json'), 'utf8')) as Record<string, unknown>;
+      const img = (rec.image ?? {}) as Record<string, unknown>;
+      out.push({
+        id: String(rec.id ?? id),
+        ...(typeof rec.name === 'string' ? { name: rec.name } : {}),
+        ...(typeof (rec.imageDigest ?? img.digest) === 'string' ? { imageDigest: String(rec.imageDigest ?? img.digest) } : {}),
+        ...(typeof (rec.manifestDigest ?? img.manifestDigest) === 'string' ? { manifestDigest: String(rec.manifestDigest ?? img.manifestDigest) } : {}),
+        ...(typeof rec.snapshotKey === 'string' ? { snapshotKey: rec.snapshotKey } : {}),
+      });
+    } catch {
+      /* a half-written record: not a user of anything */
+    }
+  }
+  return out;
+}
+
+/** `rmi`: refuse while a container uses the image unless forced. */
+export async function removeImages(store: ContentStore, names: readonly string[], opts: { force?: boolean } = {}) {
+  const refs = await containerRefs(store.root);
+  const inUse = async (digest: string) => {
+    const c = refs.find((r) => r.imageDigest === digest || r.manifestDigest === digest);
+    return c ? (c.name ?? c.id.slice(0, 12)) : undefined;
+  };
+  const results = [];
+  for (const n of names) results.push(await removeImage(store, n, { ...(opts.force ? { force: true } : {}), inUse }));
+  return results;
+}
+
+/** Roots that containers hold against gc. */
+async function containerRoots(store: ContentStore): Promise<Descriptor[]> {
+  const out: Descriptor[] = [];
+  for (const c of await containerRefs(store.root)) {
+    for (const d of [c.imageDigest, c.manifestDigest]) {
+      if (!d || !/^sha256:[a-f0-9]{64}$/.test(d)) continue;
+      const size = await store.blobSize(d as Descriptor['digest']);
+      if (size !== undefined) out.push({ mediaType: '', digest: d as Descriptor['digest'], size });
+    }
+  }
+  return out;
+}
+
+/** Collect unreferenced blobs (keeping what containers use). */
+export async function pruneContent(store: ContentStore, opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<GcResult> {
+  return gc(store, { extraRoots: await containerRoots(store), ...opts });
+}
+
+export async function checkStore(store: ContentStore, opts: { signal?: AbortSignal } = {}): Promise<CheckResult> {
+  return check(store, opts);
+}
+
+async function du(path: string, limit = 2_000_000): Promise<number> {
+  let total = 0;
+  let seen = 0;
+  const walk = async (p: string): Promise<void> => {
+    if (++seen > limit) return;
+    const st = await stat(p).catch(() => undefined);
+    if (!st) return;
+    total += st.isDirectory() ? 0 : st.blocks * 512 || st.size;
+    if (st.isDirectory()) for (const n of await readdir(p).catch(() => [] as string[])) await walk(join(p, n));
+  };
+  // lstat semantics would be better for snapshot trees; stat of links counts their targets at most once here.
+  await walk(path);
+  return total;
+}
+
+export interface DiskUsage {
+  images: { count: number; size: number; reclaimable: number };
+  containers: { count: number; size: number };
+  snapshots: { size: number };
+  ingest: { size: number };
+  buildCache: { size: number };
+}
+
+/** `system df`. */
+export async function diskUsage(store: ContentStore): Promise<DiskUsage> {
+  const rows = await listImageSummaries(store);
+  const keep = await reachable(store, await containerRoots(store));
+  let all = 0;
+  let reclaimable = 0;
+  for (const d of await store.listBlobs()) {
+    const s = (await store.blobSize(d)) ?? 0;
+    all += s;
+    if (!keep.has(d)) reclaimable += s;
+  }
+  const containers = await containerRefs(store.root);
+  return {
+    images: { count: rows.length, size: all, reclaimable },
+    containers: { count: containers.length, size: await du(join(store.root, 'containers')) },
+    snapshots: { size: await du(join(store.root, 'snapshots')) },
+    ingest: { size: await du(store.ingestDir) },
+    buildCache: { size: await du(join(store.root, 'cache')) },
+  };
+}
+
+export interface SystemInfo {
+  root: string;
+  store: { images: number; blobs: number; bytes: number; layout: string };
+  runc: { found: boolean; version?: string; warning?: string };
+  buildctl: { found: boolean; version?: string };
+  kernel: string;
+  node: string;
+  platform: string;
+}
+
+/** `info`: where the store is, how big, and which runtimes were found. */
+export async function systemInfo(store: ContentStore, signal?: AbortSignal): Promise<SystemInfo> {
+  const { release } = await import('node:os');
+  const { formatPlatform, hostPlatform } = await import('./oci/platform.js');
+  const { Buildctl } = await import('./build/buildctl.js');
+  const blobs = await store.listBlobs();
+  let bytes = 0;
+  for (const d of blobs) bytes += (await store.blobSize(d)) ?? 0;
+  const images = (await store.listImages()).length;
+  const bk = await new Buildctl().version(signal);
+  const runc = await runcInfo(signal);
+  return {
+    root: store.root,
+    store: { images, blobs: blobs.length, bytes, layout: store.contentDir },
+    runc,
+    buildctl: bk ? { found: true, version: bk } : { found: false },
+    kernel: release(),
+    node: process.version,
+    platform: formatPlatform(hostPlatform()),
+  };
+}
+
+async function runcInfo(signal?: AbortSignal): Promise<SystemInfo['runc']> {
+  const { Runc } = await import('./run/runc.js');
+  try {
+    const v = await new Runc({ root: '/run/berth-runc-info' }).version(signal);
+    return { found: true, version: v.version, ...(v.warning ? { warning: v.warning } : {}) };
+  } catch {
+    return { found: false };
+  }
+}

@@ -1,0 +1,39 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { compressStream, decompressStream, detectCompression } from '../../src/archive/compress.js';
+import { isBerthError } from '../../src/errors.js';
+
+const data = Buffer.concat([randomBytes(300_000), Buffer.alloc(700_000, 7)]);
+const chunks = (b: Buffer, n = 4096) => Readable.from(Array.from({ length: Math.ceil(b.length / n) }, (_, i) => b.subarray(i * n, (i + 1) * n)));
+
+describe('compression', () => {
+  it('round-trips gzip and zstd, readable by the gzip and zstd tools', async () => {
+    const gz = await buffer(chunks(data).pipe(compressStream('gzip', 1)));
+    expect(gunzipSync(gz).equals(data)).toBe(true);
+    const zst = await buffer(chunks(data).pipe(compressStream('zstd', 3)));
+    expect(execFileSync('zstd', ['-dc'], { input: zst, maxBuffer: 1 << 24 }).equals(data)).toBe(true);
+    expect((await buffer(chunks(zst).pipe(decompressStream('zstd')))).equals(data)).toBe(true);
+    expect((await buffer(chunks(gz).pipe(decompressStream('gzip')))).equals(data)).toBe(true);
+  });
+
+  it('sniffs the compression from magic bytes split across chunks and gives every byte back', async () => {
+    const zst = execFileSync('zstd', ['-c', '-q'], { input: data, maxBuffer: 1 << 24 });
+    for (const [buf, want] of [[gzipSync(data), 'gzip'], [zst, 'zstd'], [data, 'none'], [Buffer.from('ab'), 'none'], [Buffer.alloc(0), 'none']] as const) {
+      const { compression, stream } = await detectCompression(chunks(buf, 1));
+      expect(compression).toBe(want);
+      expect((await buffer(stream)).equals(buf)).toBe(true);
+    }
+  });
+
+  it('fails corrupt zstd data with one clear line', async () => {
+    const bad = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), randomBytes(100)]);
+    const err = await buffer(Readable.from([bad]).pipe(decompressStream('zstd', 'layer sha256:x'))).catch((e: unknown) => e);
+    expect(isBerthError(err, 'INVALID_ARGUMENT')).toBe(true);
+    expect((err as Error).message).toMatch(/^layer sha256:x: /);
+    expect((err as Error).message).not.toContain('\n');
+  });
+});

@@ -1,0 +1,48 @@
+import { execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ContentStore } from '../../src/store/store.js';
+import { getImage } from '../../src/store/images.js';
+import { loadArchive } from '../../src/import/load.js';
+import { saveImagesToFile } from '../../src/import/save.js';
+import { randomImage, testdir, validateImage } from '../kit/index.js';
+
+describe('save and load (berth to berth)', () => {
+  it('round-trips several images through the docker format and the bytes are reproducible', async () => {
+    const d = await testdir();
+    const a = await ContentStore.open(join(d, 'a'));
+    const one = await randomImage(a, { name: 'berth.test/one:v1', layers: 3, layerSize: 300_000 });
+    const two = await randomImage(a, { name: 'berth.test/two:latest', layers: 2, gzip: false, docker: true, layerSize: 2_000_000 });
+    await saveImagesToFile(a, [one.name, 'berth.test/two'], join(d, 'x.tar'));
+    await saveImagesToFile(a, [one.name, 'berth.test/two'], join(d, 'y.tar'));
+    expect(Buffer.compare(await readFile(join(d, 'x.tar')), await readFile(join(d, 'y.tar')))).toBe(0);
+
+    const b = await ContentStore.open(join(d, 'b'));
+    const r = await loadArchive(b, { path: join(d, 'x.tar') });
+    expect(r.images.map((i) => i.names).flat().sort()).toEqual(['berth.test/one:v1', 'berth.test/two:latest']);
+    for (const img of [one, two]) {
+      const v = await getImage(b, img.name);
+      expect(v.root.digest).toBe(img.root.digest);
+      await validateImage(b, img.name);
+    }
+    // Loading again writes nothing new.
+    const again = await loadArchive(b, { path: join(d, 'x.tar') });
+    expect(again.written).toBe(0);
+  });
+
+  it('loads gzip and zstd compressed archives and the oci format', async () => {
+    const d = await testdir();
+    const a = await ContentStore.open(join(d, 'a'));
+    const one = await randomImage(a, { name: 'berth.test/one:v1', layers: 2 });
+    await saveImagesToFile(a, [one.name], join(d, 'x.tar'), { format: 'oci' });
+    execFileSync('gzip', ['-k', join(d, 'x.tar')]);
+    execFileSync('zstd', ['-q', join(d, 'x.tar')]);
+    for (const f of ['x.tar', 'x.tar.gz', 'x.tar.zst']) {
+      const b = await ContentStore.open(join(d, `b-${f}`));
+      const r = await loadArchive(b, { path: join(d, f) });
+      expect(r.images[0]!.names).toEqual(['berth.test/one:v1']);
+      await validateImage(b, one.name);
+    }
+  });
+});

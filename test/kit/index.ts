@@ -1,0 +1,5 @@
+export { testdir } from './testdir.js';
+export { randomImage, validateImage, tarOf, type RandomImage, type RandomImageOptions } from './image.js';
+export { startRegistry, freePort, type RunningRegistry, type RegistryOptions } from './registry.js';
+export { runBerth, BERTH_BIN, type RunResult } from './cli.js';
+export { snapshotTree } from './tree.js';
