@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 N_NATIVE=${N_NATIVE:-3000}
+NATIVE_ROUNDS=${NATIVE_ROUNDS:-1}  # the process fallback takes over a minute a round
 CACHE=${CACHE:-/tmp/berth-bench}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 [ "$(id -u)" = 0 ] || { echo "bench/unpack.sh must run as root" >&2; exit 1; }
@@ -70,7 +71,7 @@ mkdir -p "$W/wh" "$W/caps"
 ( cd "$W/caps" && seq 1 "$N_NATIVE" | sed 's/^/f/' | xargs touch )
 ( cd "$W" && for i in $(seq 1 "$N_NATIVE"); do printf '# file: caps/f%s\nsecurity.capability=0x0100000200040000000000000000000000000000\n\n' "$i"; done >restore && setfattr --restore=restore )
 tar --xattrs --xattrs-include='security.*' -C "$W" -cf "$MNT/native.tar" wh caps
-for r in $(seq "$ROUNDS"); do
+for r in $(seq "$NATIVE_ROUNDS"); do
   for kind in addon process; do
     mkdir "$MNT/n"
     out=$(node bench/unpack-native.mjs "$MNT/native.tar" "$MNT/n" $kind); T[native-$kind]+=" ${out%% *}"
@@ -85,6 +86,9 @@ for img in busybox minbase; do
   u=$(echo ${T[umoci-$img]} | median); b=$(echo ${T[berth-$img]} | median); bi=$(echo ${T[berthin-$img]} | median); o=$(echo ${T[overlay-$img]} | median)
   printf '%-10s %12s %14s %16s %16s %8s\n' $img "$u" "$b" "$bi" "$o" "$(awk -v b="$b" -v u="$u" 'BEGIN{printf "%.2fx", b/u}')"
 done
+echo
+echo "raw rounds (ms):"
+for k in "${!T[@]}"; do echo "  $k:${T[$k]}"; done | sort
 a=$(echo ${T[native-addon]} | median); p=$(echo ${T[native-process]} | median)
 echo
 echo "native door: $N_NATIVE whiteouts (mknod) + $N_NATIVE security.capability xattrs in one layer, overlay mode"

@@ -139,7 +139,7 @@ export async function systemInfo(store: ContentStore, signal?: AbortSignal): Pro
   for (const d of blobs) bytes += (await store.blobSize(d)) ?? 0;
   const images = (await store.listImages()).length;
   const bk = await new Buildctl().version(signal);
-  const runc = await runcInfo(signal);
+  const runc = await runcInfo(store.root);
   return {
     root: store.root,
     store: { images, blobs: blobs.length, bytes, layout: store.contentDir },
@@ -151,10 +151,10 @@ export async function systemInfo(store: ContentStore, signal?: AbortSignal): Pro
   };
 }
 
-async function runcInfo(signal?: AbortSignal): Promise<SystemInfo['runc']> {
+async function runcInfo(root: string): Promise<SystemInfo['runc']> {
   const { Runc } = await import('./run/runc.js');
   try {
-    const v = await new Runc({ root: '/run/berth-runc-info' }).version(signal);
+    const v = await new Runc({ root: join(root, 'runc') }).version();
     return { found: true, version: v.version, ...(v.warning ? { warning: v.warning } : {}) };
   } catch {
     return { found: false };

@@ -172,16 +172,10 @@ function rootPath(root: string, rel: string): Resolved {
     cur.push(p);
     if (!exists) continue;
     const full = root + '/' + cur.join('/');
-    let st: Stats;
-    try {
-      st = lstatSync(full);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') {
-        exists = false;
-        continue;
-      }
-      throw e;
+    const st = lstatOrUndefined(full);
+    if (!st) {
+      exists = false;
+      continue;
     }
     if (st.isSymbolicLink()) {
       if (++links > MAX_SYMLINKS) throw new EntryError('too many levels of symbolic links');
@@ -196,7 +190,8 @@ function rootPath(root: string, rel: string): Resolved {
 
 function lstatOrUndefined(p: string): Stats | undefined {
   try {
-    return lstatSync(p);
+    // throwIfNoEntry: an ENOENT exception (with its stack trace) costs more than the syscall.
+    return lstatSync(p, { throwIfNoEntry: false });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;

@@ -17,6 +17,7 @@ import { formatReference, parseReference } from '../oci/reference.js';
 import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../oci/types.js';
 import { Annotation } from '../oci/types.js';
 import { isAttestation, walk, type GraphNode } from '../oci/walk.js';
+import { mapLimit } from '../oci/copy.js';
 import { tagImage } from '../store/images.js';
 import type { ContentStore } from '../store/store.js';
 import { blobMemberName, DirArchive, readTarArchive, resolveMember, type Archive, type Member } from './members.js';
@@ -358,18 +359,23 @@ async function resolveLegacy(store: ContentStore, ar: Archive, legacy: LegacyEnt
 async function commit(store: ContentStore, _ar: Archive, plan: Plan, opts: LoadOptions): Promise<LoadResult> {
   let written = 0;
   let existing = 0;
-  for (const b of plan.blobs) {
+  const one = async (b: Blob) => {
     opts.signal?.throwIfAborted();
     const expect = { digest: b.desc.digest, size: b.desc.size, what: `blob ${b.desc.digest}` };
     if (await store.exists(b.desc)) {
       existing++;
-      continue;
+      return;
     }
     if (b.bytes) await store.putBytes(b.bytes, { digest: b.desc.digest, what: expect.what });
     else if (b.member) await b.member.commit(store, expect, opts);
     else throw new BerthError('INTERNAL', `blob ${b.desc.digest} vanished from the store during load`, { hint: 'a concurrent prune removed it; load again' });
     written++;
-  }
+  };
+  // Configs and layers first, several at once (their fsyncs overlap); then documents in order,
+  // children before parents.
+  const isDoc = (b: Blob) => b.bytes !== undefined || isIndex(b.desc.mediaType) || isManifest(b.desc.mediaType);
+  await mapLimit(plan.blobs.filter((b) => !isDoc(b)), 4, one);
+  for (const b of plan.blobs.filter(isDoc)) await one(b);
   const images: LoadedImage[] = [];
   for (const img of plan.images) {
     const names: string[] = [];

@@ -578,7 +578,8 @@ export class Containers {
   /** After the process ended: record the exit, unmount, and remove when --rm. */
   async #finish(id: string, r: ContainerRecord, s: ContainerState): Promise<void> {
     const p = this.paths(id);
-    await this.runc.delete(id, { force: true }).catch(() => {});
+    // `runc run` deletes its container when it returns; only leftovers need a delete.
+    if (this.runc.hasState(id)) await this.runc.delete(id, { force: true }).catch(() => {});
     if (r.autoRemove) {
       await this.remove(id, { force: true, exited: true });
       return;
@@ -664,7 +665,7 @@ export class Containers {
   }
 
   async #cleanupStale(id: string): Promise<void> {
-    await this.runc.delete(id, { force: true }).catch(() => {});
+    if (this.runc.hasState(id)) await this.runc.delete(id, { force: true }).catch(() => {});
     const p = this.paths(id);
     await this.#unmount(p.rootfs).catch(() => {});
   }
@@ -691,7 +692,7 @@ export class Containers {
         await this.wait(id, { signal: AbortSignal.timeout(10_000) }).catch(() => {});
       }
     }
-    await this.runc.delete(id, { force: true }).catch(() => {});
+    if (this.runc.hasState(id)) await this.runc.delete(id, { force: true }).catch(() => {});
     const snap = await this.snapshotter();
     if (await isMounted(p.rootfs)) {
       await snap.unmount(p.rootfs).catch(async () => {

@@ -3,8 +3,10 @@
  * options object per verb, exit codes and stderr turned into typed BerthErrors. execa is
  * imported only here (and in the future Buildctl wrapper).
  */
-import { execa, type Options as ExecaOptions } from 'execa';
+import type { Options as ExecaOptions } from 'execa';
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { BerthError } from '../errors.js';
 
 export interface RuncOptions {
@@ -195,6 +197,8 @@ export class Runc {
   async #call(verb: string, args: string[], extra: ExecaOptions = {}): Promise<string> {
     let r;
     try {
+      // execa is loaded on first use: `berth run` starts runc with spawn and never needs it.
+      const { execa } = await import('execa');
       r = await execa(this.binary, [...this.globalArgs(), verb, ...args], { reject: false, stdin: 'ignore', ...extra } as ExecaOptions);
     } catch (e) {
       throw this.#unavailable(e);
@@ -213,6 +217,7 @@ export class Runc {
   async version(): Promise<RuncVersion> {
     let r;
     try {
+      const { execa } = await import('execa');
       r = await execa(this.binary, ['--version'], { reject: false, stdin: 'ignore' });
     } catch (e) {
       throw this.#unavailable(e);
@@ -247,6 +252,11 @@ export class Runc {
     if (o.consoleSocket) args.push('--console-socket', o.consoleSocket);
     args.push(id);
     return this.#spawn(args, o.stdio ?? 'inherit', o.newSession ?? false);
+  }
+
+  /** Whether runc still keeps state for `id` (cheaper than `runc state`: no process). */
+  hasState(id: string): boolean {
+    return existsSync(join(this.root, id));
   }
 
   #spawn(args: string[], stdio: StdioOptions, newSession: boolean, env?: NodeJS.ProcessEnv): RuncChild {

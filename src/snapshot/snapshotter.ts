@@ -23,6 +23,7 @@ import { lstatSync, readdirSync, rmSync as rmSyncFs } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { isMainThread } from 'node:worker_threads';
 import { applyLayer } from '../archive/apply.js';
 import { native, MNT_DETACH } from '../archive/native.js';
 import { BerthError, fromSystemError } from '../errors.js';
@@ -254,14 +255,16 @@ export class Snapshotter {
       return;
     }
     const chain = await this.#chain(m.parent);
-    const lower = chain.length > 0 ? chain.map((l) => l.rel).join(':') : 'empty';
+    // Relative lowerdirs need a chdir around mount(2), which worker threads cannot do.
+    const rel = isMainThread;
+    const lower = chain.length > 0 ? chain.map((l) => (rel ? l.rel : l.fs)).join(':') : rel ? 'empty' : join(this.dir, 'empty');
     const data = `lowerdir=${lower},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`;
     if (data.length >= PAGE) {
       throw new BerthError('UNSUPPORTED', `snapshot ${key}: a chain of ${chain.length} layers is too long for one overlay mount`, {
         hint: 'squash the image, or use BERTH_SNAPSHOTTER=copy',
       });
     }
-    this.#mount('overlay', target, 'overlay', 0, data, this.dir, key);
+    this.#mount('overlay', target, 'overlay', 0, data, rel ? this.dir : undefined, key);
   }
 
   #mount(source: string, target: string, fstype: string, flags: number, data: string, cwd: string | undefined, key: string): void {

@@ -58,7 +58,6 @@ describe('archives from skopeo', () => {
     const v = await getImage(b, 'berth.test/two:v2');
     expect(v.manifest.layers.every((l) => l.mediaType.endsWith('+gzip'))).toBe(true);
     expect(v.config.rootfs.diff_ids).toEqual(two.config.rootfs.diff_ids);
-    expect(v.configDesc.digest).not.toBe(undefined);
     await validateImage(b, 'berth.test/two:v2');
   });
 

@@ -17,7 +17,7 @@ export const infoCommand = defineCommand<{ format?: string }>({
         ` Blobs: ${i.store.blobs} (${size(i.store.bytes)})`,
         `Runtime: runc ${i.runc.found ? i.runc.version : 'not found (apt-get install runc)'}`,
         ...(i.runc.warning ? [` Warning: ${i.runc.warning}`] : []),
-        `BuildKit: buildctl ${i.buildctl.found ? i.buildctl.version : 'not found (the built-in builder is used)'}`,
+        `BuildKit: buildctl ${i.buildctl.found ? i.buildctl.version : 'not found (BuildKit builds need buildctl and a buildkitd)'}`,
         `Platform: ${i.platform}`,
         `Kernel: ${i.kernel}`,
         `Node: ${i.node}`,

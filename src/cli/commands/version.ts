@@ -13,7 +13,7 @@ export default defineCommand<{ format?: string }>({
   async run(argv, ctx) {
     const { Buildctl } = await import('../../build/buildctl.js');
     const { Runc } = await import('../../run/runc.js');
-    const runc = await new Runc({ root: '/run/berth-runc-info' }).version(ctx.signal).catch(() => undefined);
+    const runc = await new Runc({ root: `${ctx.rootPath}/runc` }).version().catch(() => undefined);
     const v = {
       berth: await berthVersion(),
       node: process.version,
