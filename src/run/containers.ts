@@ -552,7 +552,7 @@ export class Containers {
     const streamsDone = Promise.all([child!.stdout, child!.stderr].map((s) => (s ? new Promise((r) => s.once('close', r)) : undefined)));
     try {
       res = await exited!;
-      await Promise.race([streamsDone, new Promise((r) => setTimeout(r, 2000))]);
+      await Promise.race([streamsDone, new Promise((r) => setTimeout(r, 2000).unref())]);
     } catch (e) {
       clearInterval(poll);
       await log.close();
@@ -768,7 +768,7 @@ export class Containers {
       io.forwardSignals?.((sig) => child.kill(sig));
       const streamsDone = Promise.all([child.stdout, child.stderr].map((s) => (s ? new Promise((r) => s.once('close', r)) : undefined)));
       const res = await exited;
-      await Promise.race([streamsDone, new Promise((r) => setTimeout(r, 2000))]);
+      await Promise.race([streamsDone, new Promise((r) => setTimeout(r, 2000).unref())]);
       if (!checkStarted()) {
         const msg = lastLine(await readFile(logPath, 'utf8').catch(() => '')) || lastLine(Buffer.concat(held).toString());
         throw startError(msg, o.args);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { BerthError } from '../errors.js';
 import type { Descriptor, Digest } from '../oci/types.js';
 import { walk } from '../oci/walk.js';
+import { pidAlive } from './lock.js';
 import type { ContentStore } from './store.js';
 
 export interface GcOptions {
@@ -40,15 +41,6 @@ export async function reachable(store: ContentStore, extraRoots: readonly Descri
     for (const n of g.nodes) keep.add(n.desc.digest);
   }
   return keep;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

@@ -15,7 +15,8 @@ interface LockInfo {
   token: string;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it exists but is not ours). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -63,7 +64,7 @@ export async function acquireLock(path: string, opts: LockOptions = {}): Promise
       if (err.code !== 'EEXIST') throw fromSystemError(e, `taking lock ${path}`);
     }
     const owner = await readInfo(path);
-    if (owner && owner.host === me.host && !alive(owner.pid)) {
+    if (owner && owner.host === me.host && !pidAlive(owner.pid)) {
       // Stale: move it aside, then make sure what we moved is the stale one.
       const aside = `${path}.stale.${owner.token}`;
       try {

@@ -10,7 +10,7 @@ import { digestHex, parseDigest, verifyBytes } from '../oci/digest.js';
 import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, parseJson, parseDescriptor } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatype.js';
 import type { Descriptor, Digest, Index } from '../oci/types.js';
-import { withLock } from './lock.js';
+import { pidAlive, withLock } from './lock.js';
 
 export const OCI_LAYOUT = '{"imageLayoutVersion":"1.0.0"}';
 
@@ -373,15 +373,8 @@ export class ContentStore implements ContentSource, ContentTarget {
   async leasedDigests(): Promise<Set<string>> {
     const held = new Set<string>();
     for (const f of await readdir(this.leasesDir).catch(() => [] as string[])) {
-      const pid = Number(f.split('-')[0]);
-      let live = true;
-      try {
-        process.kill(pid, 0);
-      } catch (e) {
-        live = (e as NodeJS.ErrnoException).code === 'EPERM';
-      }
       const p = join(this.leasesDir, f);
-      if (!live) {
+      if (!pidAlive(Number(f.split('-')[0]))) {
         await unlink(p).catch(() => {});
         continue;
       }
@@ -433,16 +426,7 @@ async function tryOwn(lockPath: string): Promise<boolean> {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(e, `locking ${lockPath}`);
     }
     const pid = Number(await readFile(lockPath, 'utf8').catch(() => 'NaN'));
-    let live = false;
-    if (Number.isInteger(pid) && pid > 0) {
-      try {
-        process.kill(pid, 0);
-        live = true;
-      } catch (e) {
-        live = (e as NodeJS.ErrnoException).code === 'EPERM';
-      }
-    }
-    if (live) return false;
+    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) return false;
     await unlink(lockPath).catch(() => {});
   }
   return false;
