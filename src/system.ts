@@ -5,6 +5,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Descriptor } from './oci/types.js';
+import { walk } from './oci/walk.js';
 import { check, gc, reachable, type CheckResult, type GcResult } from './store/gc.js';
 import { listImageSummaries, removeImage } from './store/images.js';
 import type { ContentStore } from './store/store.js';
@@ -17,6 +18,7 @@ export interface ContainerRef {
   /** Manifest digest actually run (for an index, the selected platform's manifest). */
   manifestDigest?: string;
   snapshotKey?: string;
+  chainId?: string;
 }
 
 /** Container records under <root>/containers (read-only view; the run room owns them). */
@@ -33,6 +35,7 @@ export async function containerRefs(root: string): Promise<ContainerRef[]> {
         ...(typeof (rec.imageDigest ?? img.digest) === 'string' ? { imageDigest: String(rec.imageDigest ?? img.digest) } : {}),
         ...(typeof (rec.manifestDigest ?? img.manifestDigest) === 'string' ? { manifestDigest: String(rec.manifestDigest ?? img.manifestDigest) } : {}),
         ...(typeof rec.snapshotKey === 'string' ? { snapshotKey: rec.snapshotKey } : {}),
+        ...(typeof rec.chainId === 'string' ? { chainId: rec.chainId } : {}),
       });
     } catch {
       /* a half-written record: not a user of anything */
@@ -45,7 +48,14 @@ export async function containerRefs(root: string): Promise<ContainerRef[]> {
 export async function removeImages(store: ContentStore, names: readonly string[], opts: { force?: boolean } = {}) {
   const refs = await containerRefs(store.root);
   const inUse = async (digest: string) => {
-    const c = refs.find((r) => r.imageDigest === digest || r.manifestDigest === digest);
+    // A container records the manifest it ran; the name may point at an index above it.
+    const size = await store.blobSize(digest as Descriptor['digest']);
+    const under = new Set<string>([digest]);
+    if (size !== undefined) {
+      const g = await walk(store, { mediaType: '', digest: digest as Descriptor['digest'], size }, { allPlatforms: true, tolerateMissing: true }).catch(() => undefined);
+      for (const n of g?.nodes ?? []) under.add(n.desc.digest);
+    }
+    const c = refs.find((r) => (r.imageDigest && under.has(r.imageDigest)) || (r.manifestDigest && under.has(r.manifestDigest)));
     return c ? (c.name ?? c.id.slice(0, 12)) : undefined;
   };
   const results = [];
@@ -60,6 +70,7 @@ async function containerRoots(store: ContentStore): Promise<Descriptor[]> {
     for (const d of [c.imageDigest, c.manifestDigest]) {
       if (!d || !/^sha256:[a-f0-9]{64}$/.test(d)) continue;
       const size = await store.blobSize(d as Descriptor['digest']);
+      // Containers record the manifest they ran (an index digest is walked as one too).
       if (size !== undefined) out.push({ mediaType: '', digest: d as Descriptor['digest'], size });
     }
   }
@@ -159,4 +170,28 @@ async function runcInfo(root: string): Promise<SystemInfo['runc']> {
   } catch {
     return { found: false };
   }
+}
+
+/**
+ * Remove unpacked layers that no tagged image and no container uses (tagged images keep their
+ * unpacked chain so the next run starts warm, like containerd's unpacked images).
+ */
+export async function pruneSnapshots(store: ContentStore): Promise<string[]> {
+  const { Snapshotter, chainIds } = await import('./snapshot/index.js');
+  const { viewImage } = await import('./store/images.js');
+  const snap = await Snapshotter.open(store.root);
+  const inUse = new Set<string>();
+  for (const r of await store.listImages()) {
+    try {
+      const v = await viewImage(store, r.desc);
+      for (const c of chainIds(v.config.rootfs.diff_ids)) inUse.add(c);
+    } catch {
+      /* images of other platforms have nothing unpacked here */
+    }
+  }
+  for (const c of await containerRefs(store.root)) {
+    if (c.snapshotKey) inUse.add(c.snapshotKey);
+    if (c.chainId) inUse.add(c.chainId);
+  }
+  return snap.gc(inUse);
 }

@@ -85,9 +85,11 @@ export async function walk(source: ContentSource, root: Descriptor, opts: WalkOp
     if (++count > maxNodes) throw new BerthError('INVALID_ARGUMENT', `image graph under ${root.digest} has more than ${maxNodes} nodes`);
     if (depth > 8) throw new BerthError('INVALID_ARGUMENT', `image graph under ${root.digest} nests indexes more than 8 deep`);
     opts.signal?.throwIfAborted();
-    if (isIndex(desc.mediaType) || isManifest(desc.mediaType)) {
+    // A root with an empty media type (a bare digest) is read as whatever document it is.
+    if (isIndex(desc.mediaType) || isManifest(desc.mediaType) || (depth === 0 && desc.mediaType === '')) {
       const bytes = await source.fetchBytes(desc, opts);
       const doc = parseManifestOrIndex(bytes, desc);
+      if (desc.mediaType === '') desc = { ...desc, mediaType: doc.mediaType };
       if (doc.kind === 'index') {
         const { keep, skip } = selectChildren(doc.index, opts);
         skipped.push(...skip);

@@ -104,6 +104,7 @@ export interface CreateOptions extends OpOptions {
   autoRemove?: boolean;
   tty?: boolean;
   interactive?: boolean;
+  /** Only shapes the error for an absent image: this library never pulls (the CLI does). */
   pull?: 'missing' | 'never' | 'always';
 }
 
@@ -411,14 +412,12 @@ export class Containers {
   }
 
   async #image(store: ContentStore, o: CreateOptions): Promise<ImageView> {
-    if (o.pull === 'always') {
-      throw new BerthError('UNSUPPORTED', `--pull always: pulling images is not available in this berth yet`, { hint: 'load the image (berth load) and use --pull missing or never' });
-    }
+    // The library does not pull (run/ does not depend on registry/): the CLI pulls first.
     try {
       return await getImage(store, o.image);
     } catch (e) {
       if (isBerthError(e, 'NOT_FOUND') && o.pull !== 'never') {
-        throw new BerthError('NOT_FOUND', `${e.message} and pulling images is not available in this berth yet`, { cause: e, hint: 'load it first (berth load) or build it' });
+        throw new BerthError('NOT_FOUND', e.message, { cause: e, hint: 'pull it (berth pull) or load it (berth load) first' });
       }
       throw e;
     }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ContentStore } from '../../src/store/store.js';
-import { BERTH_BIN, runBerth } from '../kit/index.js';
+import { BERTH_BIN, runBerth, startRegistry } from '../kit/index.js';
 import { busyboxImage } from '../fixtures/busybox-image.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -212,7 +212,8 @@ describe.skipIf(!isRoot)('berth run on runc', () => {
       [['run', '--rm', '-v', '/definitely/not/here:/x', IMG, 'true'], 2, /does not exist/],
       [['run', '--rm', '-u', 'ghost', IMG, 'true'], 2, /unable to find user ghost/],
       [['run', '--rm', '--network', 'bridge0', IMG, 'true'], 2, /unsupported --network/],
-      [['run', '--rm', '--pull', 'always', IMG, 'true'], 6, /pull/],
+      [['run', '--rm', '--pull', 'never', 'berth.test/absent:2', 'true'], 3, /no such image/],
+      [['run', '--rm', '--pull', 'sometimes', IMG, 'true'], 2, /invalid --pull/],
       [['run', '--rm', '--bogus', IMG], 2, /unknown flag/],
     ];
     for (const [args, code, re] of cases) {
@@ -254,6 +255,26 @@ describe.skipIf(!isRoot)('berth run on runc', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('2\nd\nd\n');
     expect(await readFile(canary, 'utf8')).toBe('untouched\n');
+  });
+
+  it('--pull missing pulls an absent image from a registry, --pull never does not', async () => {
+    const reg = await startRegistry();
+    const root2 = await mkdtemp(join(process.env.BERTH_TEST_TMP ?? tmpdir(), 'berth-run2-'));
+    try {
+      const name = `${reg.host}/bb:1`;
+      expect((await berth(['tag', IMG, name])).code).toBe(0);
+      const push = await berth(['push', '-q', name]);
+      expect(push.stderr).toBe('');
+      const never = await runBerth(['run', '--rm', '--pull', 'never', name, 'true'], { root: root2, timeoutMs: 50_000 });
+      expect(never.code).toBe(3);
+      const r = await runBerth(['run', '--rm', name, 'echo', 'pulled'], { root: root2, timeoutMs: 50_000 });
+      expect(r.stdout).toBe('pulled\n');
+      expect(r.code).toBe(0);
+      expect(await mountsUnder(root2)).toEqual([]);
+    } finally {
+      await reg.stop();
+      if ((await mountsUnder(root2)).length === 0) await rm(root2, { recursive: true, force: true });
+    }
   });
 
   it('rm -f cleans up after a crashed monitor', async () => {

@@ -180,6 +180,22 @@ export async function runMain(ctx: CliContext, progressFlag = 'auto'): Promise<v
   const p = progressFlag !== 'auto' || process.stderr.isTTY ? ctx.progress('unpacking') : { onProgress: () => {}, done: () => {} };
   let record;
   try {
+    // --pull: the CLI pulls (run/ does not depend on registry/); create then never does.
+    let present = pull !== 'always';
+    if (pull === 'missing') {
+      const { findImage } = await import('../../store/images.js');
+      present = await findImage(store, image).then(
+        () => true,
+        (e: unknown) => {
+          if (e instanceof BerthError && e.code === 'NOT_FOUND') return false;
+          throw e;
+        },
+      );
+    }
+    if (!present) {
+      const { pull: pullImage } = await import('../../registry/pull.js');
+      await pullImage(store, image, { signal: ctx.signal, onProgress: p.onProgress });
+    }
     record = await containers.create(store, {
       image,
       cmd: rest,
@@ -202,7 +218,7 @@ export async function runMain(ctx: CliContext, progressFlag = 'auto'): Promise<v
       autoRemove: !!f.rm,
       tty,
       interactive,
-      pull: pull as 'missing',
+      pull: 'never',
       signal: ctx.signal,
       onProgress: p.onProgress,
     });

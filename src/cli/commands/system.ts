@@ -3,7 +3,7 @@ import { BerthError } from '../../errors.js';
 import { defineCommand, type BerthGroup } from '../command.js';
 import { size, table } from '../format.js';
 import infoCommand from './info.js';
-import pruneCommand from './prune.js';
+import { makePrune } from './prune.js';
 
 const df = defineCommand<{ format?: string }>({
   command: 'df',
@@ -47,5 +47,5 @@ const checkCmd = defineCommand<{ format?: string }>({
   },
 });
 
-const group: BerthGroup = { command: 'system', describe: 'Manage the store', subcommands: [df, checkCmd, pruneCommand, infoCommand] };
+const group: BerthGroup = { command: 'system', describe: 'Manage the store', subcommands: [df, checkCmd, makePrune(true), infoCommand] };
 export default group;
