@@ -13,3 +13,6 @@ export type { PullOptions, PullResult, PushOptions, PushResult, RegistryOptions,
 export { applyLayer, DEFAULT_LIMITS, type ApplyOptions, type ApplyResult, type ApplyLimits, type WhiteoutMode } from './archive/apply.js';
 export { compressStream, decompressStream, detectCompression } from './archive/compress.js';
 export { Snapshotter, chainIds, type SnapshotDriver, type SnapshotInfo } from './snapshot/index.js';
+export { Runc, parseRuncVersion, runcHasSecurityFixes, type RuncOptions, type RuncState, type RuncVersion } from './run/runc.js';
+export { buildSpec, buildProcess, resolveUser, computeCaps, DEFAULT_CAPS, type RuntimeSpec, type SpecOptions } from './run/spec.js';
+export { Containers, type ContainerRecord, type ContainerState, type ContainerInfo, type CreateOptions as ContainerCreateOptions, type ExecOptions as ContainerExecOptions, type SuperviseIO, type LogEntry } from './run/containers.js';

@@ -1,4 +1,5 @@
-import { Transform, type Readable } from 'node:stream';
+import { setMaxListeners } from 'node:events';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError } from '../errors.js';
 import type { ContentTarget, OpOptions } from '../oci/content.js';
@@ -84,19 +85,17 @@ export class ResumingStoreTarget implements ContentTarget {
           }
           let done = start;
           let last = 0;
-          const count = new Transform({
-            transform: (chunk: Buffer, _e, cb) => {
-              done += chunk.length;
-              this.bytes += chunk.length;
-              const now = Date.now();
-              if (opts.onProgress && (now - last > 100 || done === desc.size)) {
-                last = now;
-                opts.onProgress({ type: 'blob-progress', digest: desc.digest, done, size: desc.size });
-              }
-              cb(null, chunk);
-            },
+          // Counted with a listener rather than a Transform: one stream hop less per chunk.
+          body.on('data', (chunk: Buffer) => {
+            done += chunk.length;
+            this.bytes += chunk.length;
+            const now = Date.now();
+            if (opts.onProgress && (now - last > 100 || done === desc.size)) {
+              last = now;
+              opts.onProgress({ type: 'blob-progress', digest: desc.digest, done, size: desc.size });
+            }
           });
-          await pipeline(body, count, w.writable({ size: desc.size, what }), opts.signal ? { signal: opts.signal } : {});
+          await pipeline(body, w.writable({ size: desc.size, what }), opts.signal ? { signal: opts.signal } : {});
         }
         await w.commit({ digest: desc.digest, size: desc.size, what });
         return;
@@ -122,6 +121,8 @@ export class ResumingStoreTarget implements ContentTarget {
  * ingests, write manifests bottom-up, and only then point the name at the root.
  */
 export async function pull(store: ContentStore, input: string, opts: PullOptions = {}): Promise<PullResult> {
+  // Each concurrent request and pipeline listens on the signal.
+  if (opts.signal) setMaxListeners(256, opts.signal);
   const ref = parseReference(input);
   const { transport, done } = openTransport(opts);
   try {

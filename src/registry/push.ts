@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { BerthError } from '../errors.js';
@@ -63,6 +64,8 @@ async function mountCandidates(store: ContentStore, domain: string, path: string
  * when possible, else uploaded), then manifests bottom-up, the root last under its tag.
  */
 export async function push(store: ContentStore, input: string, opts: PushOptions = {}): Promise<PushResult> {
+  // Each concurrent request and pipeline listens on the signal.
+  if (opts.signal) setMaxListeners(256, opts.signal);
   const ref = parseReference(input);
   const found = await findImage(store, opts.source ?? input);
   let root = found.desc;

@@ -69,6 +69,8 @@ export interface ContainerState {
   pid?: number;
   /** The process that owns runc's stdio and records the exit (berth run, or the monitor). */
   monitorPid?: number;
+  /** Its start time (/proc/PID/stat field 22), so a reused pid is not taken for it. */
+  monitorStart?: string;
   exitCode?: number;
   startedAt?: string;
   finishedAt?: string;
@@ -137,14 +139,26 @@ async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   await rename(tmp, path);
 }
 
-function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
+/** Field 22 (start time in clock ticks) and the state letter of /proc/PID/stat, or undefined. */
+function procStat(pid: number | 'self'): { state: string; start: string } | undefined {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: rest[0]!, start: rest[19]! };
+  } catch {
+    return undefined;
   }
+}
+
+/**
+ * Whether a monitor process is alive: a zombie (nobody reaped it yet) is dead, and so is a pid
+ * reused by another process (its start time differs from the one recorded).
+ */
+function alive(pid: number | undefined, start?: string): boolean {
+  if (!pid) return false;
+  const st = procStat(pid);
+  if (!st || st.state === 'Z' || st.state === 'X') return false;
+  return start === undefined || st.start === start;
 }
 
 export function signalNumber(sig: string | number): number {
@@ -293,7 +307,7 @@ export class Containers {
     const record = await this.readRecord(id);
     const state = await this.readState(id);
     let status: ContainerInfo['status'] = state.status;
-    if (state.status === 'running' && !alive(state.monitorPid)) status = 'dead';
+    if (state.status === 'running' && !alive(state.monitorPid, state.monitorStart)) status = 'dead';
     return { record, state, status };
   }
 
@@ -494,7 +508,9 @@ export class Containers {
     await unlink(p.pidFile).catch(() => {});
     await unlink(p.runcLog).catch(() => {});
     const startedAt = new Date().toISOString();
-    await this.writeState(id, { status: 'running', monitorPid: process.pid, startedAt });
+    const monitorStart = procStat('self')?.start;
+    const mon = { monitorPid: process.pid, ...(monitorStart ? { monitorStart } : {}) };
+    await this.writeState(id, { status: 'running', ...mon, startedAt });
     const log = new LogWriter(p.log);
     const tty = r.tty && io.tty;
     const stdio: ('inherit' | 'ignore' | 'pipe')[] = tty ? ['inherit', 'inherit', 'inherit'] : [io.stdin === 'inherit' && r.interactive ? 'inherit' : 'ignore', 'pipe', 'pipe'];
@@ -514,7 +530,7 @@ export class Containers {
         started = true;
         for (const b of held.splice(0)) emit('stderr', b);
         const pid = Number(readFileSync(p.pidFile, 'utf8'));
-        this.writeState(id, { status: 'running', pid, monitorPid: process.pid, startedAt }).catch(() => {});
+        this.writeState(id, { status: 'running', pid, ...mon, startedAt }).catch(() => {});
         io.onStarted?.(pid);
       }
       return started;
@@ -592,6 +608,18 @@ export class Containers {
    * runs it and records the exit. Resolves once runc started the process (or throws why not).
    */
   async startDetached(id: string): Promise<{ pid: number }> {
+    try {
+      return await this.#startDetached(id);
+    } catch (e) {
+      // The monitor cleans up after itself; this covers a monitor that never ran.
+      if (existsSync(this.paths(id).dir) && (await this.info(id).catch(() => undefined))?.status !== 'running') {
+        await this.#unmount(this.paths(id).rootfs).catch(() => {});
+      }
+      throw e;
+    }
+  }
+
+  async #startDetached(id: string): Promise<{ pid: number }> {
     const info = await this.info(id);
     if (info.status === 'running') throw new BerthError('INVALID_ARGUMENT', `container ${info.record.name} is already running`);
     if (info.status === 'dead') await this.#cleanupStale(id);

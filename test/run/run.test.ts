@@ -207,7 +207,7 @@ describe.skipIf(!isRoot)('berth run on runc', () => {
   it('rejects bad input with one line and leaves nothing behind', async () => {
     const before = (await berth(['ps', '-aq'])).stdout;
     const cases: [string[], number, RegExp][] = [
-      [['run', '--rm', 'berth.test/absent:1', 'true'], 3, /no such image/],
+      [['run', '--rm', '--pull', 'never', 'berth.test/absent:1', 'true'], 3, /no such image/],
       [['run', '--rm', '-v', 'named:/x', IMG, 'true'], 2, /invalid mount spec/],
       [['run', '--rm', '-v', '/definitely/not/here:/x', IMG, 'true'], 2, /does not exist/],
       [['run', '--rm', '-u', 'ghost', IMG, 'true'], 2, /unable to find user ghost/],
@@ -283,7 +283,9 @@ describe.skipIf(!isRoot)('berth run on runc', () => {
     const id = d.stdout.trim();
     const state = JSON.parse(await readFile(join(root, 'containers', id, 'state.json'), 'utf8')) as { monitorPid: number };
     process.kill(state.monitorPid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && existsSync(`/proc/${state.monitorPid}`) && !(await readFile(`/proc/${state.monitorPid}/stat`, 'utf8').catch(() => ') Z')).includes(') Z'); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     expect((await berth(['ps', '-a'])).stdout).toMatch(/Dead.*crash/);
     expect(await mountsUnder(join(root, 'containers', id))).toHaveLength(1);
     const rmr = await berth(['rm', '-f', 'crash']);
