@@ -15,6 +15,8 @@ have ctr || need_apt+=(containerd)
 have zstd || need_apt+=(zstd)
 have setfattr || need_apt+=(attr)
 have htpasswd || need_apt+=(apache2-utils)
+have tini || [ -x /usr/bin/tini ] || need_apt+=(tini)
+have script || need_apt+=(bsdutils)
 have openssl || need_apt+=(openssl)
 have tar || need_apt+=(tar)
 

@@ -12,7 +12,7 @@ import { BerthError, fromSystemError } from '../errors.js';
 import type { ContentSource, OpOptions } from '../oci/content.js';
 import { canonicalJson, sha256, verifyBytes } from '../oci/digest.js';
 import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, parseImageConfig, parseJson, parseManifestOrIndex } from '../oci/manifest.js';
-import { isConfig, isIndex, isLayer, isManifest, layerCompression, MediaType, sniffCompression } from '../oci/mediatype.js';
+import { isConfig, isIndex, isLayer, isManifest, layerCompression, MediaType, sniffCompression, type Compression } from '../oci/mediatype.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../oci/types.js';
 import { Annotation } from '../oci/types.js';
@@ -20,6 +20,7 @@ import { isAttestation, walk, type GraphNode } from '../oci/walk.js';
 import { mapLimit } from '../oci/copy.js';
 import { tagImage } from '../store/images.js';
 import type { ContentStore } from '../store/store.js';
+import { diffIdOfStream } from './diffid.js';
 import { blobMemberName, DirArchive, readTarArchive, resolveMember, type Archive, type Member } from './members.js';
 
 export interface LoadOptions extends OpOptions {
@@ -54,6 +55,10 @@ export type LoadInput = { path: string } | { stream: Readable } | { dir: string 
 
 const DEFAULT_MAX_LAYER = 64 * 1024 ** 3;
 
+function maxLayerOf(opts: LoadOptions): number {
+  return opts.maxLayerBytes ?? maxLayerFromEnv() ?? DEFAULT_MAX_LAYER;
+}
+
 function maxLayerFromEnv(): number | undefined {
   const v = process.env.BERTH_MAX_LAYER_BYTES;
   if (!v) return undefined;
@@ -63,7 +68,7 @@ function maxLayerFromEnv(): number | undefined {
 
 /** Load every image of an archive (file, stream or OCI layout directory) into the store. */
 export async function loadArchive(store: ContentStore, input: LoadInput, opts: LoadOptions = {}): Promise<LoadResult> {
-  const maxMemberBytes = opts.maxLayerBytes ?? maxLayerFromEnv() ?? DEFAULT_MAX_LAYER;
+  const maxMemberBytes = maxLayerOf(opts);
   return store.withLease(async () => {
     let ar: Archive;
     if ('dir' in input) {
@@ -143,7 +148,7 @@ function parseName(name: unknown, where: string): string {
 class ArchiveSource implements ContentSource {
   constructor(
     private readonly ar: Archive,
-    private readonly store: ContentStore,
+    readonly store: ContentStore,
   ) {}
   async member(d: Descriptor): Promise<Member | undefined> {
     try {
@@ -184,7 +189,7 @@ async function resolve(store: ContentStore, ar: Archive, opts: LoadOptions): Pro
   let legacy: LegacyEntry[] = [];
   if (manifestM) legacy = parseLegacyManifest(await (await resolveMember(ar, 'manifest.json', ar.what)).bytes(MAX_MANIFEST_BYTES, `${ar.what}: manifest.json`), ar.what);
   if (indexM) return resolveOci(store, ar, legacy, opts);
-  return resolveLegacy(store, ar, legacy);
+  return resolveLegacy(store, ar, legacy, opts);
 }
 
 interface LegacyEntry {
@@ -210,7 +215,7 @@ function parseLegacyManifest(bytes: Buffer, what: string): LegacyEntry[] {
 }
 
 /** Check a manifest's children: known media types, present, diff_ids agree. */
-async function checkManifest(src: ArchiveSource, node: GraphNode, attestation: boolean, what: string): Promise<Digest> {
+async function checkManifest(src: ArchiveSource, node: GraphNode, attestation: boolean, what: string, maxLayer: number): Promise<Digest> {
   const m = node.manifest!;
   const where = `${what}: manifest ${node.desc.digest}`;
   if (!attestation) {
@@ -223,9 +228,29 @@ async function checkManifest(src: ArchiveSource, node: GraphNode, attestation: b
   if (attestation) return m.config.digest;
   const config = parseImageConfig(await src.fetchBytes(m.config), `${where} config`);
   checkDiffIds(config, m.layers, where);
-  // Uncompressed layers: the digest is the diff_id, verified at commit. Compressed layers are
-  // verified against the diff_id when they are unpacked.
+  // Uncompressed layers: the digest is the diff_id, verified at commit. Compressed layers: the
+  // decompressed digest (hashed during the pass, or read again from a directory or the store).
+  const configKnown = await src.store.exists(m.config);
+  for (const [i, l] of m.layers.entries()) {
+    const c = layerCompression(l.mediaType);
+    if (c === 'none' || c === undefined) continue;
+    const member = await src.member(l);
+    // A layer and config pair the store already held was checked when it came in.
+    if ((!member || member.inStore) && configKnown) continue;
+    await verifyDiffId(src.store, member, l, c, config.rootfs.diff_ids[i]!, `${where}: layer ${i} (${l.digest})`, maxLayer);
+  }
   return m.config.digest;
+}
+
+/** Check a compressed layer's decompressed digest against its diff_id. */
+async function verifyDiffId(store: ContentStore, member: Member | undefined, l: Descriptor, c: Exclude<Compression, 'none'>, diffId: Digest, what: string, maxLayer: number): Promise<void> {
+  const r = member
+    ? await member.diffId(c, maxLayer, what)
+    : await diffIdOfStream(createReadStream(store.blobPath(l.digest), { highWaterMark: 1 << 20 }), c, maxLayer, what);
+  if ('error' in r) throw r.error;
+  if (r.diffId !== diffId) {
+    throw new BerthError('DIGEST_MISMATCH', `${what}: decompressed content ${r.diffId} does not match diff_id ${diffId}`, { hint: 'the archive is corrupt' });
+  }
 }
 
 function checkDiffIds(config: ImageConfig, layers: readonly Descriptor[], where: string): void {
@@ -279,7 +304,7 @@ async function resolveOci(store: ContentStore, ar: Archive, legacy: LegacyEntry[
       if (node.kind === 'index') for (const c of node.index!.manifests) if (isAttestation(c)) attestations.add(c.digest);
     }
     for (const node of graph.manifests) {
-      const cfg = await checkManifest(src, node, attestations.has(node.desc.digest), ar.what);
+      const cfg = await checkManifest(src, node, attestations.has(node.desc.digest), ar.what, maxLayerOf(opts));
       if (!attestations.has(node.desc.digest)) configs.push(cfg);
     }
     if (graph.manifests.length === 0) throw new BerthError('NOT_FOUND', `${rw}: no image manifest for the selected platform in the archive`, { hint: 'choose another --platform, or --all-platforms' });
@@ -310,7 +335,7 @@ async function resolveOci(store: ContentStore, ar: Archive, legacy: LegacyEntry[
   return { blobs: [...blobs.values()], images, skipped };
 }
 
-async function resolveLegacy(store: ContentStore, ar: Archive, legacy: LegacyEntry[]): Promise<Plan> {
+async function resolveLegacy(store: ContentStore, ar: Archive, legacy: LegacyEntry[], opts: LoadOptions): Promise<Plan> {
   const blobs = new Map<string, Blob>();
   const images: PlannedImage[] = [];
   for (const [i, e] of legacy.entries()) {
@@ -337,6 +362,7 @@ async function resolveLegacy(store: ContentStore, ar: Archive, legacy: LegacyEnt
       if (compression === 'none' && digest !== diffId) {
         throw new BerthError('DIGEST_MISMATCH', `${ar.what}: ${lm.name}: layer digest ${digest} does not match diff_id ${diffId}`, { hint: 'the archive is corrupt' });
       }
+      if (compression !== 'none') await verifyDiffId(store, lm, { mediaType: '', digest, size: lm.size }, compression, diffId, `${ar.what}: ${lm.name}`, maxLayerOf(opts));
       const mediaType = compression === 'gzip' ? MediaType.DOCKER_LAYER_GZIP : compression === 'zstd' ? MediaType.DOCKER_LAYER_ZSTD : MediaType.DOCKER_LAYER;
       const desc: Descriptor = { mediaType, digest, size: lm.size };
       layers.push(desc);

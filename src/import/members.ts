@@ -7,14 +7,16 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, open, readFile, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { readTarEntries } from '../archive/tar.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
 import { isDigest, sha256 } from '../oci/digest.js';
+import { sniffCompression, type Compression } from '../oci/mediatype.js';
 import type { Digest } from '../oci/types.js';
 import type { ContentStore, IngestWriter } from '../store/store.js';
+import { DiffHasher, diffIdOfStream, type DiffIdResult } from './diffid.js';
 
 export interface Expect {
   digest: Digest;
@@ -42,6 +44,11 @@ export interface Member {
   commit(store: ContentStore, expect: Expect, opts?: OpOptions): Promise<void>;
   /** Drop what the pass left in the ingest. */
   discard(): Promise<void>;
+  /**
+   * The digest of the content decompressed with `compression` (a layer's diff_id). Members of
+   * a tar pass were decompressed and hashed while they streamed in; others are read again.
+   */
+  diffId(compression: Exclude<Compression, 'none'>, cap: number, what: string): Promise<DiffIdResult>;
 }
 
 export interface Archive {
@@ -139,6 +146,9 @@ class BufferMember implements Member {
     await store.putBytes(this.data, { digest: expect.digest, what: expect.what });
   }
   async discard(): Promise<void> {}
+  diffId(compression: Exclude<Compression, 'none'>, cap: number, what: string): Promise<DiffIdResult> {
+    return diffIdOfStream(Readable.from([this.data]), compression, cap, what);
+  }
 }
 
 class IngestMember implements Member {
@@ -150,8 +160,15 @@ class IngestMember implements Member {
     readonly knownDigest: Digest,
     readonly headBytes: Buffer,
     w: IngestWriter,
+    /** Decompressed digest computed during the pass (compressed members). */
+    readonly diff?: { compression: Compression; result: DiffIdResult },
   ) {
     this.#w = w;
+  }
+  async diffId(compression: Exclude<Compression, 'none'>, cap: number, what: string): Promise<DiffIdResult> {
+    if (this.diff?.compression === compression) return this.diff.result;
+    if (!this.#w) throw new BerthError('INTERNAL', `${what}: ingest already committed`);
+    return diffIdOfStream(createReadStream(this.#w.path, { highWaterMark: 1 << 20 }), compression, cap, what);
   }
   async digest(): Promise<Digest> {
     return this.knownDigest;
@@ -207,6 +224,9 @@ class StoreMember implements Member {
   }
   async commit(): Promise<void> {}
   async discard(): Promise<void> {}
+  diffId(compression: Exclude<Compression, 'none'>, cap: number, what: string): Promise<DiffIdResult> {
+    return diffIdOfStream(createReadStream(this.store.blobPath(this.knownDigest), { highWaterMark: 1 << 20 }), compression, cap, what);
+  }
 }
 
 class LinkMember implements Member {
@@ -230,6 +250,9 @@ class LinkMember implements Member {
     this.no();
   }
   async commit(): Promise<void> {
+    this.no();
+  }
+  async diffId(): Promise<DiffIdResult> {
     this.no();
   }
   async discard(): Promise<void> {}
@@ -264,11 +287,17 @@ class TarArchive implements Archive {
   }
 }
 
-/** A Transform that counts bytes, keeps the first few, reports progress and enforces a cap. */
+/**
+ * A Transform that counts bytes, keeps the first few, reports progress, enforces a cap and,
+ * when the first bytes say the member is gzip or zstd, tees it into a DiffHasher (the
+ * decompressed digest is ready when the stream ends).
+ */
 class Meter extends Transform {
   n = 0;
   head = Buffer.alloc(0);
+  #pending: Buffer[] | undefined = [];
   #last = 0;
+  tee: DiffHasher | undefined;
   constructor(
     private readonly cap: number,
     private readonly what: string,
@@ -276,18 +305,40 @@ class Meter extends Transform {
   ) {
     super({ highWaterMark: 1 << 20 });
   }
+  /** Decide on the tee once 8 bytes (or the end) are seen; replay what came before. */
+  #decide(): Promise<void> | undefined {
+    const pending = this.#pending!;
+    this.#pending = undefined;
+    const c = sniffCompression(this.head);
+    if (c === 'none') return undefined;
+    this.tee = new DiffHasher(c, this.cap, this.what);
+    let wait: Promise<void> | undefined;
+    for (const b of pending) wait = this.tee.write(b) ?? wait;
+    return wait;
+  }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.n += chunk.length;
     if (this.n > this.cap) {
       cb(new BerthError('INVALID_ARGUMENT', `${this.what}: more than ${this.cap} bytes (decompression bomb?)`, { hint: 'raise BERTH_MAX_LAYER_BYTES if this layer is genuine' }));
       return;
     }
-    if (this.head.length < 8) this.head = Buffer.concat([this.head, chunk.subarray(0, 8 - this.head.length)]);
+    let wait: Promise<void> | undefined;
+    if (this.#pending) {
+      if (this.head.length < 8) this.head = Buffer.concat([this.head, chunk.subarray(0, 8 - this.head.length)]);
+      this.#pending.push(chunk);
+      if (this.head.length >= 8) wait = this.#decide();
+    } else if (this.tee) wait = this.tee.write(chunk);
     if (this.onBytes && this.n - this.#last >= 4 << 20) {
       this.#last = this.n;
       this.onBytes(this.n);
     }
-    cb(null, chunk);
+    if (wait) wait.then(() => cb(null, chunk), cb);
+    else cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    const wait = this.#pending ? this.#decide() : undefined;
+    if (wait) wait.then(() => cb(), cb);
+    else cb();
   }
 }
 
@@ -350,13 +401,16 @@ export async function readTarArchive(store: ContentStore, input: Readable, what:
         opts.onProgress?.({ type: 'blob-start', digest: id, size: h.size, mediaType: '' });
         const w = await store.ingest({ resume: false });
         const meter = new Meter(limits.maxMemberBytes, `${what}: ${name}`, opts.onProgress ? (n) => opts.onProgress!({ type: 'blob-progress', digest: id, done: n, size: h.size }) : undefined);
+        let diff: { compression: Compression; result: DiffIdResult } | undefined;
         try {
           await pipeline(body, meter, w.writable());
+          if (meter.tee) diff = { compression: meter.tee.compression, result: await meter.tee.end() };
         } catch (e) {
+          meter.tee?.abort();
           await w.close(false);
           throw e;
         }
-        await put(new IngestMember(name, meter.n, w.currentDigest(), meter.head, w));
+        await put(new IngestMember(name, meter.n, w.currentDigest(), meter.head, w, diff));
         opts.onProgress?.({ type: 'blob-done', digest: id, size: h.size });
       },
       { what, ...(opts.signal ? { signal: opts.signal } : {}) },
@@ -405,6 +459,9 @@ class FileMember implements Member {
   }
   async commit(store: ContentStore, expect: Expect, opts: OpOptions = {}): Promise<void> {
     await store.putStream(createReadStream(this.path, { highWaterMark: 1 << 20 }), expect, opts);
+  }
+  diffId(compression: Exclude<Compression, 'none'>, cap: number, what: string): Promise<DiffIdResult> {
+    return diffIdOfStream(createReadStream(this.path, { highWaterMark: 1 << 20 }), compression, cap, what);
   }
   async discard(): Promise<void> {}
 }

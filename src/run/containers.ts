@@ -106,6 +106,8 @@ export interface CreateOptions extends OpOptions {
   autoRemove?: boolean;
   tty?: boolean;
   interactive?: boolean;
+  /** Run tini (the host's static tini, bind-mounted read-only at /sbin/docker-init) as PID 1. */
+  init?: boolean;
   /** Only shapes the error for an absent image: this library never pulls (the CLI does). */
   pull?: 'missing' | 'never' | 'always';
 }
@@ -187,6 +189,17 @@ async function nofileLimit(): Promise<number> {
   } catch {
     return want;
   }
+}
+
+/** Where --init's tini is mounted (docker's path). */
+export const INIT_PATH = '/sbin/docker-init';
+
+/** The host's static init for --init: BERTH_INIT, else Debian's tini-static. */
+function findInit(): string {
+  const candidates = [process.env.BERTH_INIT, '/usr/bin/tini-static', '/usr/bin/docker-init'].filter((x): x is string => !!x);
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) throw new BerthError('UNAVAILABLE', '--init needs a static init binary (tini-static)', { hint: 'install it: apt-get install tini, or set BERTH_INIT' });
+  return found;
 }
 
 /** Whether `target` is a mount point (from /proc/self/mountinfo). */
@@ -363,7 +376,12 @@ export class Containers {
       if (!st) throw new BerthError('INVALID_ARGUMENT', `invalid mount spec ${b.source}:${b.destination}: the host path ${b.source} does not exist`, { hint: 'create it first' });
     }
     const view = await this.#image(store, o);
-    const args = processArgs(view.config.config, { ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}), ...(o.cmd ? { cmd: o.cmd } : {}) });
+    let args = processArgs(view.config.config, { ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}), ...(o.cmd ? { cmd: o.cmd } : {}) });
+    if (o.init) {
+      const tini = findInit();
+      binds.push({ source: tini, destination: INIT_PATH, readonly: true });
+      args = [INIT_PATH, '--', ...args];
+    }
     await this.checkRunc();
 
     const id = randomBytes(32).toString('hex');
@@ -444,6 +462,7 @@ export class Containers {
     // The runtime's own mount points are made real (symlinks an image put there replaced).
     for (const d of RUNTIME_DIRS) await ensureMountpoint(p.rootfs, d, 'dir');
     for (const f of RUNTIME_FILES) await ensureMountpoint(p.rootfs, f, 'file');
+    if (binds.some((b) => b.destination === INIT_PATH)) await ensureMountpoint(p.rootfs, INIT_PATH, 'file');
     if (cwd !== '/') await mkdirInRoot(p.rootfs, cwd, user.uid, user.gid);
     const hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
     await writeFile(p.hosts, hostsFile(r.hostname, r.network));

@@ -147,7 +147,7 @@ describe('indexes, mounts and upload modes', () => {
     await validateImage(t2, img2.name);
   });
 
-  it('retries an upload that is reset mid-body with a fresh upload session', async () => {
+  it('retries an upload the registry fails with a 502, in a fresh upload session', async () => {
     const s = await store();
     const img = await randomImage(s, { layers: 1, layerSize: 400_000, gzip: false, name: `${proxy.host}/reset/a:1` });
     proxy.rules.push({ method: 'PUT', path: /\/blobs\/uploads\/.*digest=/, action: { kind: 'status', status: 502 } });

@@ -97,6 +97,15 @@ describe.skipIf(!isRoot)('berth run on runc', () => {
     expect((await b.done).code).toBe(42);
     expect(b.out()).toContain('got-term');
 
+    // --init: tini is PID 1, so a TERM reaches sleep (no handler) and kills it: 128+15
+    if (existsSync('/usr/bin/tini-static')) {
+      const i = spawnBerth(['run', '--rm', '--init', IMG, 'sh', '-c', 'echo "pid1=$(cat /proc/1/comm)"; exec sleep 30']);
+      await i.waitFor('pid1=');
+      await new Promise((r) => setTimeout(r, 200));
+      i.p.kill('SIGTERM');
+      expect((await i.done).code).toBe(143);
+      expect(i.out()).toBe('pid1=docker-init\n');
+    }
     const d = await berth(['run', '-d', '--name', 'sig', IMG, 'sleep', '30']);
     expect(d.code).toBe(0);
     expect((await berth(['kill', '-s', 'KILL', 'sig'])).code).toBe(0);
@@ -104,6 +113,19 @@ describe.skipIf(!isRoot)('berth run on runc', () => {
     expect(w.stdout.trim()).toBe('137');
     expect((await berth(['ps', '-a'])).stdout).toMatch(/Exited \(137\)/);
     expect((await berth(['rm', 'sig'])).code).toBe(0);
+  });
+
+  it('logs foreground containers too, passes stdin with -i, and prunes stopped containers', async () => {
+    const fg = await berth(['run', '--name', 'fg', '-i', IMG, 'sh', '-c', 'cat; echo done >&2; exit 4'], 'typed in\n');
+    expect(fg.code).toBe(4);
+    expect(fg.stdout).toBe('typed in\n');
+    const logs = await berth(['logs', 'fg']);
+    expect(logs.stdout).toBe('typed in\n');
+    expect(logs.stderr).toBe('done\n');
+    expect((await berth(['ps', '-a', '--format', 'json'])).stdout).toMatch(/"Names":"fg".*"ExitCode":4/);
+    const prune = await berth(['container', 'prune', '-f']);
+    expect(prune.stdout).toMatch(/Total containers removed: 1/);
+    expect((await berth(['ps', '-aq'])).stdout).toBe('');
   });
 
   it('sets env, user by name, workdir and entrypoint as docker does', async () => {
@@ -222,6 +244,9 @@ describe.skipIf(!isRoot)('berth run on runc', () => {
       expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
       expect(r.stderr, args.join(' ')).toMatch(re);
     }
+    const noRunc = await runBerth(['run', '--rm', IMG, 'true'], { root, env: { BERTH_RUNC: '/nonexistent/runc' }, timeoutMs: 50_000 });
+    expect(noRunc.code).toBe(8);
+    expect(noRunc.stderr).toBe('berth: runc not found (/nonexistent/runc): install it: apt-get install runc\n');
     expect((await berth(['run', '-d', '--name', 'taken', IMG, 'sleep', '30'])).code).toBe(0);
     const dup = await berth(['run', '--rm', '--name', 'taken', IMG, 'true']);
     expect(dup.code).toBe(4);

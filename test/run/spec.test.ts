@@ -12,7 +12,7 @@ import {
   processArgs,
   resolveUser,
 } from '../../src/run/spec.js';
-import { parseRuncVersion, runcHasSecurityFixes, startError } from '../../src/run/runc.js';
+import { Runc, parseRuncVersion, runcHasSecurityFixes, startError } from '../../src/run/runc.js';
 import { parseDockerArgs, RUN_FLAGS } from '../../src/cli/commands/run.js';
 
 const PASSWD = 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n';
@@ -100,6 +100,13 @@ describe('runc wrapper', () => {
     expect(v.warning).toMatch(/predates the 2025 security fixes/);
     for (const ok of ['1.2.8', '1.2.9', '1.3.3', '1.4.0-rc.2', '1.4.0', '1.4.1', '2.0.0']) expect(runcHasSecurityFixes(ok), ok).toBe(true);
     for (const old of ['1.1.15', '1.2.7', '1.3.2', '1.4.0-rc.1', '1.0.0']) expect(runcHasSecurityFixes(old), old).toBe(false);
+  });
+
+  it('reports a missing runc as UNAVAILABLE with how to install it', async () => {
+    const r = new Runc({ root: '/nonexistent-berth-runc-root', binary: '/nonexistent/runc' });
+    await expect(r.version()).rejects.toMatchObject({ code: 'UNAVAILABLE', hint: 'install it: apt-get install runc' });
+    await expect(r.list()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(r.globalArgs()).toEqual(['--root', '/nonexistent-berth-runc-root']);
   });
 
   it('maps start failures to 127 and 126 like docker', () => {

@@ -2,7 +2,7 @@ import type { BerthGroup } from '../command.js';
 import { defineCommand } from '../command.js';
 import { listContainers, psBuilder } from './ps.js';
 
-const ls = defineCommand<{ all?: boolean; quiet?: boolean; format?: string; noTrunc?: boolean }>({
+const ls = defineCommand<{ all?: boolean; quiet?: boolean; format?: string; trunc?: boolean }>({
   command: ['ls', 'list', 'ps'],
   describe: 'List containers',
   builder: psBuilder,

@@ -15,7 +15,8 @@ function since(iso: string | undefined): string {
 }
 
 /** `ps` and `container ls`. */
-export async function listContainers(argv: { all?: boolean; quiet?: boolean; format?: string; noTrunc?: boolean }, ctx: CliContext): Promise<void> {
+export async function listContainers(argv: { all?: boolean; quiet?: boolean; format?: string; trunc?: boolean }, ctx: CliContext): Promise<void> {
+  const noTrunc = argv.trunc === false;
   const { Containers } = await import('../../run/containers.js');
   const containers = await Containers.open(ctx.rootPath);
   const list = (await containers.list()).filter((c) => argv.all || c.status === 'running');
@@ -41,7 +42,7 @@ export async function listContainers(argv: { all?: boolean; quiet?: boolean; for
     };
   });
   if (argv.quiet) {
-    for (const r of rows) ctx.out(argv.noTrunc ? r.ID : r.ID.slice(0, 12));
+    for (const r of rows) ctx.out(noTrunc ? r.ID : r.ID.slice(0, 12));
     return;
   }
   if (argv.format === 'json') {
@@ -51,8 +52,8 @@ export async function listContainers(argv: { all?: boolean; quiet?: boolean; for
   }
   const table = [['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES']];
   for (const r of rows) {
-    const cmd = JSON.stringify(argv.noTrunc ? r.Command : r.Command.length > 20 ? r.Command.slice(0, 19) + '…' : r.Command);
-    table.push([argv.noTrunc ? r.ID : r.ID.slice(0, 12), r.Image, cmd, ago(r.CreatedAt), r.Status, r.Names]);
+    const cmd = JSON.stringify(noTrunc ? r.Command : r.Command.length > 20 ? r.Command.slice(0, 19) + '…' : r.Command);
+    table.push([noTrunc ? r.ID : r.ID.slice(0, 12), r.Image, cmd, ago(r.CreatedAt), r.Status, r.Names]);
   }
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   ctx.out(table.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('')).join('\n'));
@@ -62,10 +63,11 @@ export const psBuilder = (y: any) =>
   y
     .option('all', { alias: 'a', type: 'boolean', describe: 'Show all containers (default: running ones)' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'Only ids' })
-    .option('no-trunc', { type: 'boolean', describe: 'Full ids and commands' })
+    // yargs reads --no-trunc as trunc=false
+    .option('trunc', { type: 'boolean', default: true, describe: 'Truncate ids and commands (--no-trunc: full)' })
     .option('format', { type: 'string', choices: ['table', 'json'], describe: 'Output format' });
 
-export default defineCommand<{ all?: boolean; quiet?: boolean; format?: string; noTrunc?: boolean }>({
+export default defineCommand<{ all?: boolean; quiet?: boolean; format?: string; trunc?: boolean }>({
   command: 'ps',
   describe: 'List containers',
   builder: psBuilder,

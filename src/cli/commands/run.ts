@@ -108,6 +108,7 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: 'cap-drop', type: 'array' },
   { name: 'privileged', type: 'bool' },
   { name: 'pull', type: 'string' },
+  { name: 'init', type: 'bool' },
   { name: 'help', type: 'bool' },
 ];
 
@@ -216,6 +217,7 @@ export async function runMain(ctx: CliContext, progressFlag = 'auto'): Promise<v
       capDrop: (f['cap-drop'] as string[] | undefined) ?? [],
       privileged: !!f.privileged,
       autoRemove: !!f.rm,
+      init: !!f.init,
       tty,
       interactive,
       pull: 'never',
@@ -285,7 +287,8 @@ export default defineCommand({
       .option('cap-add', { type: 'string', array: true, describe: 'Add a capability (or ALL)' })
       .option('cap-drop', { type: 'string', array: true, describe: 'Drop a capability (or ALL)' })
       .option('privileged', { type: 'boolean', describe: 'All capabilities, no masked paths, all devices' })
-      .option('pull', { type: 'string', describe: 'missing | never | always' }),
+      .option('pull', { type: 'string', describe: 'missing | never | always' })
+      .option('init', { type: 'boolean', describe: 'Run tini as PID 1 (reaps zombies, forwards signals)' }),
   async run(argv, ctx) {
     await runMain(ctx, argv.progress);
   },
