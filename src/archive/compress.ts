@@ -107,7 +107,7 @@ export function compressStream(compression: Compression, level?: number, what = 
  * Sniff the compression of `input` from its magic bytes. Returns the compression and a stream
  * that yields the whole input again (the sniffed bytes included).
  */
-export async function detectCompression(input: Readable): Promise<{ compression: Compression; stream: Readable }> {
+export async function detectCompression(input: Readable): Promise<{ compression: Compression; stream: Readable; head: Buffer }> {
   const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const head: Buffer[] = [];
   let n = 0;
@@ -122,7 +122,8 @@ export async function detectCompression(input: Readable): Promise<{ compression:
     head.push(b);
     n += b.length;
   }
-  const compression = sniffCompression(Buffer.concat(head));
+  const headBytes = Buffer.concat(head);
+  const compression = sniffCompression(headBytes);
   async function* all(): AsyncGenerator<Buffer> {
     let finished = done;
     try {
@@ -138,5 +139,15 @@ export async function detectCompression(input: Readable): Promise<{ compression:
     }
   }
   const stream = Readable.from(all(), { objectMode: false, highWaterMark: 1 << 20 });
-  return { compression, stream };
+  return { compression, stream, head: headBytes };
+}
+
+/** Whether `head` starts with the xz magic (archives only: OCI has no xz layers). */
+export function isXz(head: Uint8Array): boolean {
+  return head.length >= 6 && head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58 && head[4] === 0x5a && head[5] === 0x00;
+}
+
+/** Decompress xz (`docker save | xz`) through an `xz -dc` child process. */
+export function xzDecompressStream(what = 'archive'): Duplex {
+  return new ProcessDuplex('xz', ['-dcq', '-T0'], what);
 }

@@ -5,9 +5,9 @@
  * committed and only then the images tagged. A failure leaves the store as it was.
  */
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { decompressStream, detectCompression } from '../archive/compress.js';
+import { decompressStream, detectCompression, isXz, xzDecompressStream } from '../archive/compress.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { ContentSource, OpOptions } from '../oci/content.js';
 import { canonicalJson, sha256, verifyBytes } from '../oci/digest.js';
@@ -90,13 +90,31 @@ export async function loadArchive(store: ContentStore, input: LoadInput, opts: L
         }
         raw = createReadStream(input.path, { highWaterMark: 1 << 20 });
       } else raw = input.stream;
-      const { compression, stream } = await detectCompression(raw);
-      const tarStream = compression === 'none' ? stream : stream.pipe(decompressStream(compression, what));
+      // A file is sniffed with one small read, so its stream is not re-wrapped.
+      const { head, stream } = 'path' in input ? { head: await readHead(input.path), stream: raw } : await detectCompression(raw);
+      const compression = isXz(head) ? 'xz' : sniffCompression(head);
+      const tarStream =
+        compression === 'none' ? stream : stream.pipe(compression === 'xz' ? xzDecompressStream(what) : decompressStream(compression, what));
       if (compression !== 'none') stream.on('error', (e) => tarStream.destroy(e));
       ar = await readTarArchive(store, tarStream as Readable, what, { maxMemberBytes }, opts);
     }
     return finish(store, ar, opts);
   });
+}
+
+async function readHead(path: string): Promise<Buffer> {
+  try {
+    const fh = await open(path, 'r');
+    try {
+      const b = Buffer.alloc(8);
+      const { bytesRead } = await fh.read(b, 0, 8, 0);
+      return b.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    throw fromSystemError(e, `archive ${path}`);
+  }
 }
 
 async function finish(store: ContentStore, ar: Archive, opts: LoadOptions): Promise<LoadResult> {

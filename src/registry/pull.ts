@@ -5,9 +5,9 @@ import { BerthError } from '../errors.js';
 import type { ContentTarget, OpOptions } from '../oci/content.js';
 import { copy } from '../oci/copy.js';
 import { formatReference, parseReference } from '../oci/reference.js';
-import type { Descriptor, Platform } from '../oci/types.js';
+import type { Descriptor, Digest, Platform } from '../oci/types.js';
 import { annotateName, tagImage } from '../store/images.js';
-import type { ContentStore } from '../store/store.js';
+import type { ContentStore, IngestWriter } from '../store/store.js';
 import { openTransport, type RegistryOptions } from './client.js';
 import { errorCode } from './http.js';
 import { Repository } from './registry.js';
@@ -30,6 +30,9 @@ export interface PullResult {
   bytes: number;
 }
 
+/** Blobs downloaded at once by default (skopeo uses 6). */
+export const DEFAULT_PULL_CONCURRENCY = 4;
+
 const NETWORK_BODY_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED', 'UND_ERR_CLOSED', 'ECONNABORTED']);
 
 function isBodyNetworkError(e: unknown): boolean {
@@ -50,6 +53,11 @@ export class ResumingStoreTarget implements ContentTarget {
   /** Bytes received for blobs. */
   bytes = 0;
   retries: number;
+  /** Blob commits (fsync + rename) still running; see `flush()`. */
+  readonly #pending = new Set<Promise<void>>();
+  #failed: unknown;
+  #committing = 0;
+  readonly #slotWaiters: (() => void)[] = [];
 
   constructor(store: ContentStore, repo: Repository, opts: { retries?: number } = {}) {
     this.store = store;
@@ -57,12 +65,58 @@ export class ResumingStoreTarget implements ContentTarget {
     this.retries = opts.retries ?? 5;
   }
 
+  /**
+   * Wait for every blob commit started by `write()`: after this, each blob written is verified,
+   * durable and visible, or the first failure is thrown. Writing a document (a manifest or
+   * index: the parent of blobs) flushes first, so no parent is ever visible before its children.
+   */
+  async flush(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+    if (this.#failed !== undefined) throw this.#failed;
+  }
+
+  /**
+   * At most two commits at once: an fsync holds one of libuv's four threadpool threads for its
+   * whole duration, and the downloads still running need the others for their writes.
+   */
+  async #commitSlot<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#committing >= 2) await new Promise<void>((r) => this.#slotWaiters.push(r));
+    this.#committing++;
+    try {
+      return await fn();
+    } finally {
+      this.#committing--;
+      this.#slotWaiters.shift()?.();
+    }
+  }
+
+  /**
+   * Commit in the background: the download slot moves on to the next blob while this one is
+   * fsynced and renamed (on a slow disk the fsync is as long as the download).
+   */
+  #commitLater(w: IngestWriter, expect: { digest: Digest; size: number; what: string }): void {
+    const p: Promise<void> = this.#commitSlot(() => w.commit(expect)).then(
+      () => {
+        this.#pending.delete(p);
+      },
+      (e: unknown) => {
+        this.#pending.delete(p);
+        this.#failed ??= e;
+      },
+    );
+    this.#pending.add(p);
+  }
+
   exists(desc: Descriptor): Promise<boolean> {
     return this.store.exists(desc);
   }
 
   async write(desc: Descriptor, content: Buffer | (() => Promise<Readable>), opts: OpOptions = {}): Promise<void> {
-    if (Buffer.isBuffer(content)) return this.store.write(desc, content, opts);
+    if (this.#failed !== undefined) throw this.#failed;
+    if (Buffer.isBuffer(content)) {
+      await this.flush();
+      return this.store.write(desc, content, opts);
+    }
     const what = `blob ${desc.digest} from ${this.repo.domain}/${this.repo.path}`;
     for (let attempt = 0; ; attempt++) {
       opts.signal?.throwIfAborted();
@@ -97,7 +151,7 @@ export class ResumingStoreTarget implements ContentTarget {
           });
           await pipeline(body, w.writable({ size: desc.size, what }), opts.signal ? { signal: opts.signal } : {});
         }
-        await w.commit({ digest: desc.digest, size: desc.size, what });
+        this.#commitLater(w, { digest: desc.digest, size: desc.size, what });
         return;
       } catch (e) {
         await w.close(); // a resumable ingest keeps its bytes for the next attempt or run
@@ -130,13 +184,20 @@ export async function pull(store: ContentStore, input: string, opts: PullOptions
     return await store.withLease(async () => {
       const root = await repo.resolve(ref, opts);
       const target = new ResumingStoreTarget(store, repo);
-      const r = await copy(repo, target, root, {
-        ...(opts.platform ? { platform: opts.platform } : {}),
-        ...(opts.allPlatforms ? { allPlatforms: true } : {}),
-        concurrency: opts.concurrency ?? 4,
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-      });
+      let r;
+      try {
+        r = await copy(repo, target, root, {
+          ...(opts.platform ? { platform: opts.platform } : {}),
+          ...(opts.allPlatforms ? { allPlatforms: true } : {}),
+          concurrency: opts.concurrency ?? DEFAULT_PULL_CONCURRENCY,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+        });
+      } finally {
+        // Even when the copy failed: no commit may still run once pull() returns or throws.
+        await target.flush().catch(() => {});
+      }
+      await target.flush();
       let name: string;
       if (ref.tag !== undefined) {
         name = await tagImage(store, formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag }), root);
