@@ -112,7 +112,7 @@ export async function detectCompression(input: Readable): Promise<{ compression:
   const head: Buffer[] = [];
   let n = 0;
   let done = false;
-  while (n < 4) {
+  while (n < 6) {
     const r = await it.next();
     if (r.done) {
       done = true;

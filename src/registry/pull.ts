@@ -10,6 +10,7 @@ import { annotateName, tagImage } from '../store/images.js';
 import type { ContentStore, IngestWriter } from '../store/store.js';
 import { openTransport, type RegistryOptions } from './client.js';
 import { errorCode } from './http.js';
+import { Limiter } from './limit.js';
 import { Repository } from './registry.js';
 
 export interface PullOptions extends OpOptions, RegistryOptions {
@@ -56,13 +57,19 @@ export class ResumingStoreTarget implements ContentTarget {
   /** Blob commits (fsync + rename) still running; see `flush()`. */
   readonly #pending = new Set<Promise<void>>();
   #failed: unknown;
-  #committing = 0;
-  readonly #slotWaiters: (() => void)[] = [];
+  /**
+   * At most two commits at once: an fsync holds one of libuv's four threadpool threads for its
+   * whole duration, and the downloads still running need the others for their writes.
+   */
+  readonly #commits = new Limiter(2);
+  /** Bodies streaming at once (the walk runs more slots: see `pull()`). */
+  readonly #bodies: Limiter;
 
-  constructor(store: ContentStore, repo: Repository, opts: { retries?: number } = {}) {
+  constructor(store: ContentStore, repo: Repository, opts: { retries?: number; transfers?: number } = {}) {
     this.store = store;
     this.repo = repo;
     this.retries = opts.retries ?? 5;
+    this.#bodies = new Limiter(opts.transfers ?? Infinity);
   }
 
   /**
@@ -76,26 +83,11 @@ export class ResumingStoreTarget implements ContentTarget {
   }
 
   /**
-   * At most two commits at once: an fsync holds one of libuv's four threadpool threads for its
-   * whole duration, and the downloads still running need the others for their writes.
-   */
-  async #commitSlot<T>(fn: () => Promise<T>): Promise<T> {
-    while (this.#committing >= 2) await new Promise<void>((r) => this.#slotWaiters.push(r));
-    this.#committing++;
-    try {
-      return await fn();
-    } finally {
-      this.#committing--;
-      this.#slotWaiters.shift()?.();
-    }
-  }
-
-  /**
    * Commit in the background: the download slot moves on to the next blob while this one is
    * fsynced and renamed (on a slow disk the fsync is as long as the download).
    */
   #commitLater(w: IngestWriter, expect: { digest: Digest; size: number; what: string }): void {
-    const p: Promise<void> = this.#commitSlot(() => w.commit(expect)).then(
+    const p: Promise<void> = this.#commits.run(() => w.commit(expect)).then(
       () => {
         this.#pending.delete(p);
       },
@@ -111,6 +103,33 @@ export class ResumingStoreTarget implements ContentTarget {
     return this.store.exists(desc);
   }
 
+  /** GET the rest of a blob into `ing.w` (replaced by a fresh writer when a 200 restarts it). */
+  async #download(desc: Descriptor, ing: { w: IngestWriter }, what: string, opts: OpOptions): Promise<void> {
+    const { start, body } = await this.repo.openBlob(desc, ing.w.offset, opts);
+    if (start !== ing.w.offset) {
+      // The registry sent the whole blob (200): start that blob over.
+      await ing.w.close(false);
+      ing.w = await this.store.ingest({ expected: desc.digest });
+      if (ing.w.offset !== 0) {
+        await ing.w.close(false);
+        ing.w = await this.store.ingest({ expected: desc.digest, resume: false });
+      }
+    }
+    let done = start;
+    let last = 0;
+    // Counted with a listener rather than a Transform: one stream hop less per chunk.
+    body.on('data', (chunk: Buffer) => {
+      done += chunk.length;
+      this.bytes += chunk.length;
+      const now = Date.now();
+      if (opts.onProgress && (now - last > 100 || done === desc.size)) {
+        last = now;
+        opts.onProgress({ type: 'blob-progress', digest: desc.digest, done, size: desc.size });
+      }
+    });
+    await pipeline(body, ing.w.writable({ size: desc.size, what }), opts.signal ? { signal: opts.signal } : {});
+  }
+
   async write(desc: Descriptor, content: Buffer | (() => Promise<Readable>), opts: OpOptions = {}): Promise<void> {
     if (this.#failed !== undefined) throw this.#failed;
     if (Buffer.isBuffer(content)) {
@@ -120,41 +139,20 @@ export class ResumingStoreTarget implements ContentTarget {
     const what = `blob ${desc.digest} from ${this.repo.domain}/${this.repo.path}`;
     for (let attempt = 0; ; attempt++) {
       opts.signal?.throwIfAborted();
-      let w = await this.store.ingest({ expected: desc.digest });
+      const ing = { w: await this.store.ingest({ expected: desc.digest }) };
       try {
-        if (w.offset > desc.size) {
-          await w.close(false);
-          w = await this.store.ingest({ expected: desc.digest });
+        if (ing.w.offset > desc.size) {
+          await ing.w.close(false);
+          ing.w = await this.store.ingest({ expected: desc.digest });
         }
-        if (w.offset < desc.size) {
-          const { start, body } = await this.repo.openBlob(desc, w.offset, opts);
-          if (start !== w.offset) {
-            // The registry sent the whole blob (200): start that blob over.
-            await w.close(false);
-            w = await this.store.ingest({ expected: desc.digest });
-            if (w.offset !== 0) {
-              await w.close(false);
-              w = await this.store.ingest({ expected: desc.digest, resume: false });
-            }
-          }
-          let done = start;
-          let last = 0;
-          // Counted with a listener rather than a Transform: one stream hop less per chunk.
-          body.on('data', (chunk: Buffer) => {
-            done += chunk.length;
-            this.bytes += chunk.length;
-            const now = Date.now();
-            if (opts.onProgress && (now - last > 100 || done === desc.size)) {
-              last = now;
-              opts.onProgress({ type: 'blob-progress', digest: desc.digest, done, size: desc.size });
-            }
-          });
-          await pipeline(body, w.writable({ size: desc.size, what }), opts.signal ? { signal: opts.signal } : {});
+        if (ing.w.offset < desc.size) {
+          // The slot is taken before the GET: a response never waits unread (body timeouts).
+          await this.#bodies.run(() => this.#download(desc, ing, what, opts));
         }
-        this.#commitLater(w, { digest: desc.digest, size: desc.size, what });
+        this.#commitLater(ing.w, { digest: desc.digest, size: desc.size, what });
         return;
       } catch (e) {
-        await w.close(); // a resumable ingest keeps its bytes for the next attempt or run
+        await ing.w.close(); // a resumable ingest keeps its bytes for the next attempt or run
         if (opts.signal?.aborted) throw new BerthError('ABORTED', `pulling ${what}: aborted`, { cause: e });
         if (isBodyNetworkError(e) && attempt < this.retries) {
           const wait = Math.min(5000, 200 * 2 ** attempt * (0.5 + Math.random()));
@@ -183,13 +181,15 @@ export async function pull(store: ContentStore, input: string, opts: PullOptions
     const repo = new Repository(transport, ref);
     return await store.withLease(async () => {
       const root = await repo.resolve(ref, opts);
-      const target = new ResumingStoreTarget(store, repo);
+      const transfers = opts.concurrency ?? DEFAULT_PULL_CONCURRENCY;
+      const target = new ResumingStoreTarget(store, repo, { transfers });
       let r;
       try {
         r = await copy(repo, target, root, {
           ...(opts.platform ? { platform: opts.platform } : {}),
           ...(opts.allPlatforms ? { allPlatforms: true } : {}),
-          concurrency: opts.concurrency ?? DEFAULT_PULL_CONCURRENCY,
+          // Twice the transfers: the next blobs' ingest opens and GETs overlap the bodies.
+          concurrency: transfers * 2,
           ...(opts.signal ? { signal: opts.signal } : {}),
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });

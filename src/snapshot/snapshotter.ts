@@ -24,7 +24,6 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
-import { applyLayer } from '../archive/apply.js';
 import { native, MNT_DETACH } from '../archive/native.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
@@ -165,6 +164,8 @@ export class Snapshotter {
       try {
         await mkdir(join(tmp, 'fs'), { recursive: true, mode: 0o755 });
         opts.onProgress?.({ type: 'blob-start', digest: layer.digest, size: layer.size, mediaType: layer.mediaType, id: 'unpack' });
+        // Loaded on first unpack only: a warm `berth run` never needs the tar reader.
+        const { applyLayer } = await import('../archive/apply.js');
         const res = await applyLayer(await store.fetch(layer), join(tmp, 'fs'), {
           whiteouts: 'overlay',
           compression,

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ContentStore } from '../../src/store/store.js';
@@ -31,18 +32,27 @@ describe('save and load (berth to berth)', () => {
     expect(again.written).toBe(0);
   });
 
-  it('loads gzip and zstd compressed archives and the oci format', async () => {
+  it('loads gzip, zstd and xz compressed archives (file and stream) and the oci format', async () => {
     const d = await testdir();
     const a = await ContentStore.open(join(d, 'a'));
     const one = await randomImage(a, { name: 'berth.test/one:v1', layers: 2 });
     await saveImagesToFile(a, [one.name], join(d, 'x.tar'), { format: 'oci' });
     execFileSync('gzip', ['-k', join(d, 'x.tar')]);
     execFileSync('zstd', ['-q', join(d, 'x.tar')]);
-    for (const f of ['x.tar', 'x.tar.gz', 'x.tar.zst']) {
-      const b = await ContentStore.open(join(d, `b-${f}`));
-      const r = await loadArchive(b, { path: join(d, f) });
-      expect(r.images[0]!.names).toEqual(['berth.test/one:v1']);
-      await validateImage(b, one.name);
+    execFileSync('xz', ['-k', '-0', join(d, 'x.tar')]);
+    for (const f of ['x.tar', 'x.tar.gz', 'x.tar.zst', 'x.tar.xz']) {
+      for (const how of ['path', 'stream'] as const) {
+        const b = await ContentStore.open(join(d, `b-${how}-${f}`));
+        const r = await loadArchive(b, how === 'path' ? { path: join(d, f) } : { stream: createReadStream(join(d, f)) });
+        expect(r.images[0]!.names).toEqual(['berth.test/one:v1']);
+        await validateImage(b, one.name);
+      }
     }
+    // A corrupt xz archive: one clear error, nothing tagged.
+    const xz = await readFile(join(d, 'x.tar.xz'));
+    await writeFile(join(d, 'bad.tar.xz'), xz.subarray(0, xz.length >> 1));
+    const c = await ContentStore.open(join(d, 'c'));
+    await expect(loadArchive(c, { path: join(d, 'bad.tar.xz') })).rejects.toThrow(/bad\.tar\.xz: .*(truncated|unexpected end|xz)/i);
+    expect(await c.listImages()).toEqual([]);
   });
 });
