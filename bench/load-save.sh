@@ -80,6 +80,8 @@ measure() {
 for r in $(seq "$ROUNDS"); do
   echo "# round $r" >&2
   measure "node-e0 -" node -e 0
+  # the CLI's fixed cost: start, parse, open the store, refuse an empty archive
+  measure "cli-fixed -" sh -c "$BERTH --root $M/out/f load -q -i /dev/null 2>/dev/null; true"
   for i in $IMAGES; do
     X="$M/corpus/$i.tar"
     rm -rf "$M/out/b"; measure "load-berth $i" $BERTH --root "$M/out/b" load -q -i "$X"
@@ -103,6 +105,7 @@ med = {k: (st.median(w for w, _ in v), max(r for _, r in v) / 1024) for k, v in 
 imgs = sorted({i for (_, i) in med if i not in ('-',)}, key=lambda x: ['multi', 'big', 'debian'].index(x) if x in ('multi','big','debian') else 9)
 n0 = med[('node-e0', '-')][0]
 print(f"node -e 0: {n0:.3f}s (median)")
+if ('cli-fixed', '-') in med: print(f"berth load of an empty input (CLI start + store open): {med[('cli-fixed', '-')][0]:.3f}s (median)")
 print("| image | berth load | skopeo | ctr import | berth/fastest | berth save | skopeo save | save ratio | berth RSS load/save MB |")
 print("|---|---|---|---|---|---|---|---|---|")
 for i in imgs:

@@ -86,6 +86,7 @@ export async function push(store: ContentStore, input: string, opts: PushOptions
   const { transport, done } = openTransport(opts);
   try {
     const mounts = await mountCandidates(store, ref.domain, ref.path);
+    const transfers = opts.concurrency ?? 4;
     const repo = new Repository(transport, ref, {
       push: true,
       ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
@@ -95,11 +96,13 @@ export async function push(store: ContentStore, input: string, opts: PushOptions
       },
       mountFrom: (d) => mounts.get(d) ?? [],
       ...(tag ? { tagRoot: { digest: root.digest, tag } } : {}),
+      transfers,
     });
     return await store.withLease(async () => {
       const r = await copy(store, repo, root, {
         ...(opts.allPlatforms ? { allPlatforms: true } : {}),
-        concurrency: opts.concurrency ?? 4,
+        // Twice the uploads: the HEAD and POST of the next blobs overlap the bodies in flight.
+        concurrency: transfers * 2,
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       });

@@ -6,6 +6,7 @@ import { detectDocumentType, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, parseJson, pa
 import { isConfig, isIndex, isManifest, isSchema1, MediaType } from '../oci/mediatype.js';
 import { familiarString, parseReference, type Reference } from '../oci/reference.js';
 import type { Descriptor, Digest } from '../oci/types.js';
+import { Limiter } from './limit.js';
 import { readCapped, statusError, Transport, type HttpResponse, type TransportOptions } from './http.js';
 
 /** What a manifest GET accepts, in order of preference. */
@@ -34,6 +35,11 @@ export interface RepositoryOptions {
   mountFrom?: (digest: Digest) => readonly string[];
   /** When writing this root descriptor, put it under this tag as well (manifests last). */
   tagRoot?: { digest: Digest; tag: string };
+  /**
+   * Blob bodies uploaded at once (default: unbounded, i.e. the caller's concurrency). push()
+   * runs more walk slots than this, so the HEAD and POST of the next blobs overlap the uploads.
+   */
+  transfers?: number;
 }
 
 /** A blob response for a pull: `start` is where the body begins in the blob (0, or a 206 offset). */
@@ -57,12 +63,14 @@ export class Repository implements ContentSource, ContentTarget {
   readonly opts: RepositoryOptions;
   readonly #docs = new Map<string, Buffer>();
   #uploadMode: 'chunked' | 'monolithic' | undefined;
+  readonly #transfers: Limiter;
 
   constructor(transport: Transport, ref: Pick<Reference, 'domain' | 'path'>, opts: RepositoryOptions = {}) {
     this.transport = transport;
     this.domain = ref.domain;
     this.path = ref.path;
     this.opts = opts;
+    this.#transfers = new Limiter(opts.transfers ?? Infinity);
   }
 
   get scope(): string[] {
@@ -269,8 +277,9 @@ export class Repository implements ContentSource, ContentTarget {
         return;
       }
       try {
-        if (mode === 'monolithic') await this.#putWhole(desc, start.location, content, opts);
-        else await this.#putChunks(desc, start.location, content, chunk, opts);
+        const loc = start.location;
+        if (mode === 'monolithic') await this.#transfers.run(() => this.#putWhole(desc, loc, content, opts));
+        else await this.#transfers.run(() => this.#putChunks(desc, loc, content, chunk, opts));
         return;
       } catch (e) {
         const refused = e instanceof BerthError && (e as BerthError & { refusedMode?: boolean }).refusedMode;
