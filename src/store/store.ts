@@ -209,7 +209,11 @@ export class ContentStore implements ContentSource, ContentTarget {
       }
       throw fromSystemError(e, `reading blob ${desc.digest}`);
     }
-    verifyBytes(data, { digest: desc.digest, size: desc.size, what: `store blob ${desc.digest}` });
+    try {
+      verifyBytes(data, { digest: desc.digest, size: desc.size, what: `store blob ${desc.digest}` });
+    } catch (e) {
+      throw new BerthError('DIGEST_MISMATCH', (e as Error).message, { hint: 'the store is damaged: run berth system check, then remove and pull or load the image again' });
+    }
     return data;
   }
 

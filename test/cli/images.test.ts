@@ -95,6 +95,15 @@ describe('image commands', () => {
     expect(r.code).toBe(5);
     expect(r.stdout).toContain(img.layers[0]!.desc.digest);
     expect(r.stderr).toMatch(/store check found 1 problem/);
+    // A damaged config is refused on use too, with the way out.
+    const cfg = store.blobPath(img.manifest.config.digest);
+    const c = await readFile(cfg);
+    c[0] ^= 1;
+    await writeFile(cfg, c);
+    const i = await runBerth(['inspect', 'berth.test/app:v1'], { root });
+    expect(i.code).toBe(5);
+    expect(i.stderr).toMatch(/^berth: store blob sha256:[0-9a-f]{64}: content digest .* does not match: the store is damaged: run berth system check/);
+    expect(i.stderr.trim().split('\n')).toHaveLength(1);
   });
 
   it('takes over a stale lock left by a killed process', async () => {
