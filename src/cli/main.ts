@@ -131,6 +131,11 @@ export async function main(args: string[]): Promise<void> {
       throw err ?? new BerthError('INVALID_ARGUMENT', `${msg.replace(/\s*\n\s*/g, ' ')}`, { hint: 'see berth --help' });
     }) as unknown as Argv<GlobalArgs>;
 
+  // yargs renders and caches the whole help text after starting every command handler (so a
+  // handler could show help later); berth's handlers never do, and the rendering costs tens of ms.
+  const usage = (y as unknown as { getInternalMethods?: () => { getUsageInstance: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance();
+  if (usage?.cacheHelpMessage) usage.cacheHelpMessage = () => {};
+
   for (const c of COMMANDS) {
     if (c === entry) continue;
     y = y.command(c.name, c.describe, (b) => b.strict(false), () => {}) as Argv<GlobalArgs>;
