@@ -243,20 +243,23 @@ export class ContentStore implements ContentSource, ContentTarget {
       const got = await tryOwn(join(dir, 'lock'));
       if (got) {
         const data = join(dir, 'data');
-        let size = 0;
+        let fh;
         try {
-          // Re-hash what an earlier run left (once) so the digest covers the whole blob.
-          await pipeline(createReadStream(data, { highWaterMark: 1 << 20 }), new Writable({
-            write(chunk: Buffer, _e, cb) {
-              hash.update(chunk);
-              size += chunk.length;
-              cb();
-            },
-          }));
+          fh = await open(data, 'a+');
         } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(e, `reading ingest ${data}`);
+          throw fromSystemError(e, `opening ingest ${data}`);
         }
-        const fh = await open(data, 'a');
+        // Re-hash what an earlier run left (once) so the digest covers the whole blob.
+        const size = (await fh.stat()).size;
+        if (size > 0) {
+          const buf = Buffer.allocUnsafe(Math.min(size, 1 << 20));
+          for (let pos = 0; pos < size; ) {
+            const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+            if (bytesRead === 0) break;
+            hash.update(buf.subarray(0, bytesRead));
+            pos += bytesRead;
+          }
+        }
         return new IngestWriter(this, dir, fh, hash, size, true);
       }
     }
