@@ -88,7 +88,9 @@ export async function loadArchive(store: ContentStore, input: LoadInput, opts: L
           ar = new DirArchive(input.path);
           return finish(store, ar, opts);
         }
-        raw = createReadStream(input.path, { highWaterMark: 1 << 20 });
+        // 2 MiB reads: measured ~12% faster than 1 MiB through the tar parser on a 1 GB archive
+        // (4 MiB was twice as slow: see bench/load-save.sh).
+        raw = createReadStream(input.path, { highWaterMark: 2 << 20 });
       } else raw = input.stream;
       // A file is sniffed with one small read, so its stream is not re-wrapped.
       const { head, stream } = 'path' in input ? { head: await readHead(input.path), stream: raw } : await detectCompression(raw);
