@@ -4,6 +4,7 @@
  * resolved from the JSON documents, every needed digest and diff_id verified, needed blobs
  * committed and only then the images tagged. A failure leaves the store as it was.
  */
+import { readFileHead } from './io.js';
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -106,14 +107,7 @@ export async function loadArchive(store: ContentStore, input: LoadInput, opts: L
 
 async function readHead(path: string): Promise<Buffer> {
   try {
-    const fh = await open(path, 'r');
-    try {
-      const b = Buffer.alloc(8);
-      const { bytesRead } = await fh.read(b, 0, 8, 0);
-      return b.subarray(0, bytesRead);
-    } finally {
-      await fh.close();
-    }
+    return await readFileHead(path);
   } catch (e) {
     throw fromSystemError(e, `archive ${path}`);
   }

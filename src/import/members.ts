@@ -3,6 +3,7 @@
  * pass: small members are kept in memory, large ones stream into store ingests (hashed as
  * they flow, committed only when an image needs them); an OCI layout directory is read lazily.
  */
+import { readFileHead } from './io.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, open, readFile, readlink, type FileHandle } from 'node:fs/promises';
@@ -213,14 +214,7 @@ class StoreMember implements Member {
     return this.knownDigest;
   }
   async head(): Promise<Buffer> {
-    const fh = await open(this.store.blobPath(this.knownDigest), 'r');
-    try {
-      const b = Buffer.alloc(8);
-      const { bytesRead } = await fh.read(b, 0, 8, 0);
-      return b.subarray(0, bytesRead);
-    } finally {
-      await fh.close();
-    }
+    return readFileHead(this.store.blobPath(this.knownDigest));
   }
   async bytes(cap: number, what: string): Promise<Buffer> {
     if (this.size > cap) throw tooBig(what, this.size, cap);
@@ -495,14 +489,7 @@ class FileMember implements Member {
     return this.#digest;
   }
   async head(): Promise<Buffer> {
-    const fh = await open(this.path, 'r');
-    try {
-      const b = Buffer.alloc(8);
-      const { bytesRead } = await fh.read(b, 0, 8, 0);
-      return b.subarray(0, bytesRead);
-    } finally {
-      await fh.close();
-    }
+    return readFileHead(this.path);
   }
   async bytes(cap: number, what: string): Promise<Buffer> {
     if (this.size > cap) throw tooBig(what, this.size, cap);

@@ -19,6 +19,7 @@ import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../oci
 import { tagImage } from '../store/images.js';
 import type { ContentStore } from '../store/store.js';
 import { applyChanges } from './changes.js';
+import { ByteCounter } from './io.js';
 
 export interface ImportOptions extends OpOptions {
   /** Dockerfile instructions applied to the config (`CMD ["sh"]`, `ENV A=b`, ...). */
@@ -62,21 +63,6 @@ class Tee extends Transform {
   }
 }
 
-class Progress extends Transform {
-  n = 0;
-  #last = 0;
-  constructor(private readonly report?: (n: number) => void) {
-    super({ highWaterMark: 1 << 20 });
-  }
-  override _transform(c: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.n += c.length;
-    if (this.report && this.n - this.#last >= 4 << 20) {
-      this.#last = this.n;
-      this.report(this.n);
-    }
-    cb(null, c);
-  }
-}
 
 /** Import a rootfs tarball (`{path}` or `{stream}`) as a one-layer image named `name` (optional). */
 export async function importRootfs(store: ContentStore, input: { path: string } | { stream: Readable }, name: string | undefined, opts: ImportOptions = {}): Promise<ImportResult> {
@@ -102,7 +88,7 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
     const checkTar = readTarEntries(diff ? side.pipe(diff) : side, async (_h, body) => {
       body.resume();
     }, { what, ...(opts.signal ? { signal: opts.signal } : {}) });
-    const progress = new Progress(opts.onProgress ? (n) => opts.onProgress!({ type: 'blob-progress', digest: 'layer', done: n, size: 0 }) : undefined);
+    const progress = new ByteCounter(opts.onProgress ? (n) => opts.onProgress!({ type: 'blob-progress', digest: 'layer', done: n, size: 0 }) : undefined);
     opts.onProgress?.({ type: 'blob-start', digest: 'layer', size: 0, mediaType: '' });
     let committed: { digest: Digest; size: number };
     try {

@@ -9,6 +9,7 @@ import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { TarWriter } from '../archive/tar.js';
+import { ByteCounter } from './io.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
 import { canonicalJson, digestHex } from '../oci/digest.js';
@@ -79,21 +80,6 @@ async function plan(store: ContentStore, inputs: readonly string[], opts: SaveOp
   return { entries, blobs: sorted };
 }
 
-class Counter extends Transform {
-  n = 0;
-  #last = 0;
-  constructor(private readonly report?: (n: number) => void) {
-    super({ highWaterMark: 1 << 20 });
-  }
-  override _transform(c: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.n += c.length;
-    if (this.report && this.n - this.#last >= 4 << 20) {
-      this.#last = this.n;
-      this.report(this.n);
-    }
-    cb(null, c);
-  }
-}
 
 /** Write the archive of `inputs` (names, ids or digests) to `sink`. */
 export async function saveImages(store: ContentStore, inputs: readonly string[], sink: Writable, opts: SaveOptions = {}): Promise<SaveResult> {
@@ -108,7 +94,7 @@ export async function saveImages(store: ContentStore, inputs: readonly string[],
     for (const d of blobs) {
       opts.signal?.throwIfAborted();
       opts.onProgress?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType });
-      const counter = new Counter(opts.onProgress ? (n) => opts.onProgress!({ type: 'blob-progress', digest: d.digest, done: n, size: d.size }) : undefined);
+      const counter = new ByteCounter(opts.onProgress ? (n) => opts.onProgress!({ type: 'blob-progress', digest: d.digest, done: n, size: d.size }) : undefined);
       const src = await store.fetch(d);
       await tw.addStream(`blobs/sha256/${digestHex(d.digest)}`, d.size, src.pipe(counter), opts.signal ? { signal: opts.signal } : {});
       bytes += d.size;
