@@ -6,7 +6,7 @@
  */
 import { readFileHead } from './io.js';
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { decompressStream, detectCompression, isXz, xzDecompressStream } from '../archive/compress.js';
 import { BerthError, fromSystemError } from '../errors.js';

@@ -3,7 +3,7 @@ import { BerthError } from '../errors.js';
 import type { ContentSource, ContentTarget, OpOptions } from '../oci/content.js';
 import { parseDigest, sha256, verifyBytes, VerifyingStream } from '../oci/digest.js';
 import { detectDocumentType, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, parseJson, parseManifestOrIndex } from '../oci/manifest.js';
-import { isConfig, isIndex, isManifest, isSchema1, MediaType } from '../oci/mediatype.js';
+import { isIndex, isManifest, isSchema1, MediaType } from '../oci/mediatype.js';
 import { familiarString, parseReference, type Reference } from '../oci/reference.js';
 import type { Descriptor, Digest } from '../oci/types.js';
 import { Limiter } from './limit.js';
