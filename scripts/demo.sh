@@ -27,6 +27,7 @@ echo "== berth save | berth load"
 berth save -o "$work/demo.tar" demo/busybox:latest
 berth rmi demo/busybox:latest
 berth load -i "$work/demo.tar"
+berth images demo/busybox
 echo "== berth run --rm demo/busybox sh -c 'echo \$GREETING from \$(uname -s)'"
 if [ "$(id -u)" = 0 ] && command -v runc >/dev/null; then
   berth run --rm demo/busybox sh -c 'echo $GREETING from $(uname -s) in a container'
