@@ -4,6 +4,7 @@
 # Prints a table: median wall seconds, berth/peer ratios, peak RSS (MB); and the 1 GB layer
 # hash+store throughput against `openssl dgst -sha256`.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 BIG_MB=${BIG_MB:-1024}
@@ -48,25 +49,9 @@ done
 ls -la "$M/corpus" >&2
 
 # containerd on a private socket
-C="$M/ctrd"; mkdir -p "$C"
-cat > "$C/config.toml" <<TOML
-version = 2
-root = "$C/root"
-state = "$C/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "$C/c.sock"
-[ttrpc]
-  address = "$C/c.sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$C/opt"
-TOML
-containerd --config "$C/config.toml" >"$C/log" 2>&1 & CPID=$!
-for _ in $(seq 100); do ctr -a "$C/c.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+C="$M/ctrd"
+start_containerd "$C"
+CPID=$CTRD_PID
 CTR="ctr -a $C/c.sock -n bench"
 
 # measure LABEL CMD...: one timed run; records wall seconds and peak RSS (kB)

@@ -6,6 +6,7 @@
 # download+sha256+write throughput of the 1 GB blob as the ceiling. Everything on a fresh
 # loop-mounted ext4.  ROUNDS=3 L20_LAYERS=20 L20_MB=5 BIG_MB=1024 bash bench/pull-push.sh
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 L20_LAYERS=${L20_LAYERS:-20}
@@ -55,27 +56,10 @@ for i in $IMAGES; do skopeo copy -q --dest-tls-verify=false "oci:$M/layout:$i" "
 BIGLAYER=$(python3 -c "import json,sys;d=json.load(open('$M/layout/index.json'));m=[x for x in d['manifests'] if x['annotations']['org.opencontainers.image.ref.name']=='big'][0];print(json.load(open('$M/layout/blobs/sha256/'+m['digest'][7:]))['layers'][0]['digest'])")
 
 # containerd on a private socket
-C="$M/ctrd"; mkdir -p "$C"
-cat > "$C/config.toml" <<TOML
-version = 2
-root = "$C/root"
-state = "$C/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "$C/c.sock"
-[ttrpc]
-  address = "$C/c.sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$C/opt"
-[plugins."io.containerd.metadata.v1.bolt"]
-  content_sharing_policy = "isolated"
-TOML
-containerd --config "$C/config.toml" >"$C/log" 2>&1 & PIDS+=($!)
-for _ in $(seq 100); do ctr -a "$C/c.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+C="$M/ctrd"
+start_containerd "$C" '[plugins."io.containerd.metadata.v1.bolt"]
+  content_sharing_policy = "isolated"'
+PIDS+=("$CTRD_PID")
 CTR="ctr -a $C/c.sock"
 
 # push sources: a berth store and a containerd namespace holding the images
