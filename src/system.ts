@@ -2,7 +2,7 @@
  * Operations that span rooms: removing images that containers may use, whole-root garbage
  * collection, disk usage and environment information. The CLI calls these; they never print.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Descriptor } from './oci/types.js';
 import { walk } from './oci/walk.js';
@@ -13,35 +13,23 @@ import type { ContentStore } from './store/store.js';
 export interface ContainerRef {
   id: string;
   name?: string;
-  /** Root descriptor digest of the image the container was made from. */
+  /** Manifest digest the container ran (for an index, the selected platform's manifest). */
   imageDigest?: string;
-  /** Manifest digest actually run (for an index, the selected platform's manifest). */
-  manifestDigest?: string;
   snapshotKey?: string;
   chainId?: string;
 }
 
-/** Container records under <root>/containers (read-only view; the run room owns them). */
+/** What containers hold: read through the run room's own records (`Containers.list`). */
 export async function containerRefs(root: string): Promise<ContainerRef[]> {
-  const dir = join(root, 'containers');
-  const out: ContainerRef[] = [];
-  for (const id of await readdir(dir).catch(() => [] as string[])) {
-    try {
-      const rec = JSON.parse(await readFile(join(dir, id, 'record.json'), 'utf8')) as Record<string, unknown>;
-      const img = (rec.image ?? {}) as Record<string, unknown>;
-      out.push({
-        id: String(rec.id ?? id),
-        ...(typeof rec.name === 'string' ? { name: rec.name } : {}),
-        ...(typeof (rec.imageDigest ?? img.digest) === 'string' ? { imageDigest: String(rec.imageDigest ?? img.digest) } : {}),
-        ...(typeof (rec.manifestDigest ?? img.manifestDigest) === 'string' ? { manifestDigest: String(rec.manifestDigest ?? img.manifestDigest) } : {}),
-        ...(typeof rec.snapshotKey === 'string' ? { snapshotKey: rec.snapshotKey } : {}),
-        ...(typeof rec.chainId === 'string' ? { chainId: rec.chainId } : {}),
-      });
-    } catch {
-      /* a half-written record: not a user of anything */
-    }
-  }
-  return out;
+  const { Containers } = await import('./run/containers.js');
+  const containers = await Containers.open(root);
+  return (await containers.list()).map(({ record: r }) => ({
+    id: r.id,
+    name: r.name,
+    imageDigest: r.image.digest,
+    snapshotKey: r.snapshotKey,
+    chainId: r.chainId,
+  }));
 }
 
 /** `rmi`: refuse while a container uses the image unless forced. */
@@ -55,7 +43,7 @@ export async function removeImages(store: ContentStore, names: readonly string[]
       const g = await walk(store, { mediaType: '', digest: digest as Descriptor['digest'], size }, { allPlatforms: true, tolerateMissing: true }).catch(() => undefined);
       for (const n of g?.nodes ?? []) under.add(n.desc.digest);
     }
-    const c = refs.find((r) => (r.imageDigest && under.has(r.imageDigest)) || (r.manifestDigest && under.has(r.manifestDigest)));
+    const c = refs.find((r) => r.imageDigest && under.has(r.imageDigest));
     return c ? (c.name ?? c.id.slice(0, 12)) : undefined;
   };
   const results = [];
@@ -67,12 +55,11 @@ export async function removeImages(store: ContentStore, names: readonly string[]
 async function containerRoots(store: ContentStore): Promise<Descriptor[]> {
   const out: Descriptor[] = [];
   for (const c of await containerRefs(store.root)) {
-    for (const d of [c.imageDigest, c.manifestDigest]) {
-      if (!d || !/^sha256:[a-f0-9]{64}$/.test(d)) continue;
-      const size = await store.blobSize(d as Descriptor['digest']);
-      // Containers record the manifest they ran (an index digest is walked as one too).
-      if (size !== undefined) out.push({ mediaType: '', digest: d as Descriptor['digest'], size });
-    }
+    const d = c.imageDigest;
+    if (!d || !/^sha256:[a-f0-9]{64}$/.test(d)) continue;
+    const size = await store.blobSize(d as Descriptor['digest']);
+    // Containers record the manifest they ran; walked from there, its config and layers stay.
+    if (size !== undefined) out.push({ mediaType: '', digest: d as Descriptor['digest'], size });
   }
   return out;
 }

@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ContentStore } from '../../src/store/store.js';
+import { busyboxImage } from '../fixtures/busybox-image.js';
 import { randomImage, runBerth, snapshotTree, testdir } from '../kit/index.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -47,18 +48,28 @@ describe('image commands', () => {
     expect((await runBerth(['system', 'df', '--format', 'json'], { root })).stdout).toMatch(/"count": 0/);
   });
 
-  it('rmi refuses while a container record uses the image, unless -f', async () => {
-    const { root, img } = await storeWithImage();
-    await mkdir(join(root, 'containers', 'c1'), { recursive: true });
-    await writeFile(join(root, 'containers', 'c1', 'record.json'), JSON.stringify({ id: 'c1', name: 'web', imageDigest: img.root.digest }));
-    let r = await runBerth(['rmi', 'berth.test/app:v1'], { root });
-    expect(r.code).toBe(4);
-    expect(r.stderr).toMatch(/in use by container web/);
-    r = await runBerth(['rmi', '-f', 'berth.test/app:v1'], { root });
-    expect(r.code).toBe(0);
-    // The container still holds the content against prune.
-    r = await runBerth(['image', 'prune'], { root });
-    expect(r.stdout).not.toContain(img.root.digest);
+  it.runIf(isRoot)('rmi refuses while a container uses the image, unless -f', async () => {
+    const root = await testdir();
+    const img = await busyboxImage(await ContentStore.open(root), 'berth.test/app:v1');
+    const run = await runBerth(['run', '-d', '--name', 'web', 'berth.test/app:v1', 'sleep', '30'], { root });
+    expect(run.code, run.stderr).toBe(0);
+    try {
+      let r = await runBerth(['rmi', 'berth.test/app:v1'], { root });
+      expect(r.code).toBe(4);
+      expect(r.stderr).toMatch(/in use by container web/);
+      r = await runBerth(['rmi', '-f', 'berth.test/app:v1'], { root });
+      expect(r.code).toBe(0);
+      // The container still holds the content against prune.
+      r = await runBerth(['image', 'prune'], { root });
+      expect(r.code).toBe(0);
+      expect(r.stdout).not.toContain(img.manifestDesc.digest);
+      expect(r.stdout).not.toContain(img.layerDesc.digest);
+    } finally {
+      expect((await runBerth(['rm', '-f', 'web'], { root })).code).toBe(0);
+    }
+    // Once the container is gone, prune takes the content.
+    const r = await runBerth(['image', 'prune'], { root });
+    expect(r.stdout).toContain(`Deleted: ${img.layerDesc.digest}`);
   });
 
   it('bad input: one line, documented exit code, store unchanged', async () => {
