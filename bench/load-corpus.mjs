@@ -1,7 +1,8 @@
 // Build a multi-layer image of incompressible data in a berth store (uses dist/, run `npx tsc -p .` first).
 //   node bench/load-corpus.mjs ROOT NAME LAYERS MB_PER_LAYER
 import { randomBytes } from 'node:crypto';
-import { ContentStore, tagImage, canonicalJson, sha256, MediaType } from '../dist/index.js';
+import { ContentStore, tagImage } from '../dist/store/index.js';
+import { canonicalJson, sha256, MediaType } from '../dist/oci/index.js';
 
 const [root, name, layers = '10', mb = '10'] = process.argv.slice(2);
 function tarOf(fileName, data) {

@@ -36,6 +36,16 @@ export interface BerthErrorOptions {
   exitCode?: number;
 }
 
+/**
+ * The brand every BerthError carries, shared by every installed copy of berth (`Symbol.for`), as
+ * undici brands its errors: `isBerthError` and `instanceof BerthError` hold for an error thrown by
+ * another copy of the package (two versions in one node_modules tree).
+ */
+const kBerthError = Symbol.for('berth.error');
+
+/** All codes, for callers that switch over them. */
+export const ERROR_CODES: readonly ErrorCode[] = Object.keys(EXIT_CODES) as ErrorCode[];
+
 export class BerthError extends Error {
   override readonly name = 'BerthError';
   readonly code: ErrorCode;
@@ -53,8 +63,17 @@ export class BerthError extends Error {
   oneLine(): string {
     return this.hint ? `${this.message}: ${this.hint}` : this.message;
   }
-}
 
+  /** `x instanceof BerthError` checks the brand, so it holds across copies; subclasses keep the prototype check. */
+  static override [Symbol.hasInstance](value: unknown): value is BerthError {
+    if (this !== BerthError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as { [kBerthError]?: unknown })[kBerthError] === true;
+  }
+}
+// On the prototype, so every instance has it and it is not an own (printed) field.
+Object.defineProperty(BerthError.prototype, kBerthError, { value: true, enumerable: false, writable: false });
+
+/** Whether `e` is a BerthError (from this or any other copy of berth), optionally with `code`. */
 export function isBerthError(e: unknown, code?: ErrorCode): e is BerthError {
   return e instanceof BerthError && (code === undefined || e.code === code);
 }

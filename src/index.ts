@@ -1,22 +1,49 @@
-/** berth's public library API. The library never prints and never exits. */
-export * from './errors.js';
-export * from './oci/index.js';
-export { ContentStore, IngestWriter, type ImageRecord } from './store/store.js';
-export { tagImage, untagImage, findImage, viewImage, getImage, annotateName, type ImageView } from './store/images.js';
-export { resolveRoot } from './store/root.js';
-export { loadArchive, type LoadOptions, type LoadResult, type LoadedImage, type LoadInput } from './import/load.js';
-export { saveImages, saveImagesToFile, type SaveOptions, type SaveResult, type SaveFormat } from './import/save.js';
-export { importRootfs, type ImportOptions, type ImportResult } from './import/rootfs.js';
-export { applyChanges } from './import/changes.js';
-export { pull, push, login, logout, verifyLogin, Repository, Transport, CredentialStore, parseWwwAuthenticate, ResumingStoreTarget } from './registry/index.js';
-export type { PullOptions, PullResult, PushOptions, PushResult, RegistryOptions, TransportOptions, Credentials, Challenge } from './registry/index.js';
-export { applyLayer, DEFAULT_LIMITS, type ApplyOptions, type ApplyResult, type ApplyLimits, type WhiteoutMode } from './archive/apply.js';
-export { compressStream, decompressStream, detectCompression } from './archive/compress.js';
-export { Snapshotter, chainIds, type SnapshotDriver, type SnapshotInfo } from './snapshot/index.js';
-export { Runc, parseRuncVersion, runcHasSecurityFixes, type RuncOptions, type RuncState, type RuncVersion } from './run/runc.js';
-export { buildSpec, buildProcess, resolveUser, computeCaps, DEFAULT_CAPS, type RuntimeSpec, type SpecOptions } from './run/spec.js';
-export { Containers, type ContainerRecord, type ContainerState, type ContainerInfo, type CreateOptions as ContainerCreateOptions, type ExecOptions as ContainerExecOptions, type SuperviseIO, type LogEntry } from './run/containers.js';
-export { listImageSummaries, removeImage, type ImageSummary } from './store/images.js';
-export { gc, check, reachable, type GcOptions, type GcResult, type CheckResult, type CheckProblem } from './store/gc.js';
-export { removeImages, pruneContent, pruneSnapshots, checkStore, diskUsage, systemInfo, containerRefs, type DiskUsage, type SystemInfo } from './system.js';
-export { Buildctl } from './build/buildctl.js';
+/**
+ * berth's public library API: the `openBerth()` front door, its types, and the error class.
+ * Nothing here loads a room at import time (start time is a feature): the building blocks are
+ * subpath exports (`berth/oci`, `berth/store`, `berth/registry`, `berth/archive`, `berth/run`,
+ * `berth/snapshot`), and the facade imports each on first use. The library never prints and
+ * never exits.
+ */
+export { openBerth, Berth } from './berth.js';
+export type {
+  OpenOptions,
+  RegistrySettings,
+  Output,
+  PullPolicy,
+  ContainerOptions,
+  RunOptions,
+  RunResult,
+  ProcessResult,
+  ExecOptions,
+  RegistryCallOptions,
+  PullOptions,
+  PushOptions,
+  LoadInput,
+  LoadOptions,
+  SaveOptions,
+  ImportOptions,
+  PruneOptions,
+  PruneResult,
+  ImageHandle,
+  ContainerHandle,
+  ImageSummary,
+  ImageView,
+  GcResult,
+  CheckResult,
+  DiskUsage,
+  SystemInfo,
+  LoadResult,
+  SaveResult,
+  SaveFormat,
+  ImportResult,
+  PullResult,
+  PushResult,
+  ContainerInfo,
+  ContainerRecord,
+  LogEntry,
+  Credentials,
+} from './berth.js';
+export { BerthError, isBerthError, EXIT_CODES, ERROR_CODES, type ErrorCode, type BerthErrorOptions } from './errors.js';
+export type { ProgressEvent, OpOptions } from './oci/content.js';
+export type { Descriptor, Digest, Manifest, Index, ImageConfig, ContainerConfig, Platform, HistoryEntry } from './oci/types.js';

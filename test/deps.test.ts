@@ -19,7 +19,7 @@ function room(file: string): string {
 }
 
 // DESIGN.md: cli -> index -> build -> {import, registry, run} -> {snapshot, store, archive} -> oci.
-const RANK: Record<string, number> = { errors: 0, oci: 1, store: 2, archive: 2, snapshot: 3, import: 4, registry: 4, run: 4, build: 5, system: 6, index: 7, cli: 8 };
+const RANK: Record<string, number> = { errors: 0, oci: 1, store: 2, archive: 2, snapshot: 3, import: 4, registry: 4, run: 4, build: 5, system: 6, index: 7, berth: 7, cli: 8 };
 
 const edges: { from: string; to: string; file: string; spec: string }[] = [];
 const thirdParty: { file: string; pkg: string }[] = [];
@@ -40,8 +40,22 @@ describe('dependency rules (DESIGN.md)', () => {
   it('rooms depend only downwards', () => {
     expect(edges.length).toBeGreaterThan(100);
     expect(edges.some((e) => e.from === 'cli' && e.to === 'store')).toBe(true);
-    const bad = edges.filter((e) => e.from !== e.to && !(RANK[e.from]! > RANK[e.to]! || (e.from === 'snapshot' && (e.to === 'store' || e.to === 'archive'))));
+    // index.ts and berth.ts are one room, the front door: index re-exports the facade.
+    const bad = edges.filter((e) => e.from !== e.to && !(RANK[e.from]! > RANK[e.to]! || (e.from === 'snapshot' && (e.to === 'store' || e.to === 'archive')) || (e.from === 'index' && e.to === 'berth')));
     expect(bad.map((e) => `${e.file} -> ${e.spec}`)).toEqual([]);
+  });
+
+  it('the front door loads no room at import time (rooms load on first use)', () => {
+    // Static value imports from index.ts and berth.ts may only reach errors.ts and berth.ts;
+    // everything else is `import type` (erased) or a dynamic import().
+    const eager: string[] = [];
+    for (const name of ['index.ts', 'berth.ts']) {
+      const text = readFileSync(join(SRC, name), 'utf8');
+      for (const m of text.matchAll(/^(?:import|export)\s+(?!type\b)[^'"]*?from\s+['"](\.[^'"]+)['"]/gm)) {
+        if (!/^\.\/(errors|berth)\.js$/.test(m[1]!)) eager.push(`${name} -> ${m[1]}`);
+      }
+    }
+    expect(eager).toEqual([]);
   });
 
   it('one door per third-party package', () => {

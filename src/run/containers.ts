@@ -219,9 +219,9 @@ interface SnapshotterLike {
   remove(key: string): Promise<unknown>;
 }
 
-async function openSnapshotter(root: string): Promise<SnapshotterLike> {
-  const m = (await import('../snapshot/index.js')) as unknown as { Snapshotter: { open(root: string): Promise<SnapshotterLike> } };
-  return m.Snapshotter.open(root);
+async function openSnapshotter(root: string, driver?: 'overlay' | 'copy'): Promise<SnapshotterLike> {
+  const m = (await import('../snapshot/index.js')) as unknown as { Snapshotter: { open(root: string, opts?: { driver?: 'overlay' | 'copy' }): Promise<SnapshotterLike> } };
+  return m.Snapshotter.open(root, driver ? { driver } : {});
 }
 
 // ---- the container set ----
@@ -232,16 +232,19 @@ export class Containers {
   readonly namesDir: string;
   readonly runc: Runc;
   #snap: Promise<SnapshotterLike> | undefined;
+  readonly #driver: 'overlay' | 'copy' | undefined;
 
-  private constructor(root: string, runc?: Runc) {
+  private constructor(root: string, runc?: Runc, driver?: 'overlay' | 'copy') {
+    this.#driver = driver;
     this.root = root;
     this.dir = join(root, 'containers');
     this.namesDir = join(this.dir, '.names');
     this.runc = runc ?? new Runc({ root: join(root, 'runc') });
   }
 
-  static async open(root: string, opts: { runc?: Runc } = {}): Promise<Containers> {
-    const c = new Containers(root, opts.runc);
+  /** `snapshotter` picks the driver of new containers' snapshots (default: overlay when it works, or BERTH_SNAPSHOTTER). */
+  static async open(root: string, opts: { runc?: Runc; snapshotter?: 'overlay' | 'copy' } = {}): Promise<Containers> {
+    const c = new Containers(root, opts.runc, opts.snapshotter);
     try {
       await mkdir(c.namesDir, { recursive: true });
       await mkdir(c.runc.root, { recursive: true, mode: 0o700 });
@@ -252,7 +255,7 @@ export class Containers {
   }
 
   snapshotter(): Promise<SnapshotterLike> {
-    return (this.#snap ??= openSnapshotter(this.root));
+    return (this.#snap ??= openSnapshotter(this.root, this.#driver));
   }
 
   paths(id: string): ContainerPaths {

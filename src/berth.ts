@@ -1,0 +1,751 @@
+/**
+ * The front door: `openBerth()` returns a `Berth`, one object with docker's verbs over one root.
+ *
+ *   const berth = await openBerth({ root: '/var/lib/berth' });
+ *   try {
+ *     await berth.load('busybox.tar');
+ *     const r = await berth.run('busybox', ['echo', 'hi'], { rm: true });   // r.stdout === 'hi\n'
+ *   } finally {
+ *     await berth.close();                       // or `await using berth = await openBerth()`
+ *   }
+ *
+ * Start time is a feature: this module imports no room at load time (only types and errors).
+ * Each room (store, registry, archive readers, runc, snapshots) is loaded with `import()` the
+ * first time a verb needs it, so `await openBerth()` costs about as much as starting node.
+ *
+ * Every long call takes `{ signal, onProgress }`. Errors are `BerthError` with a stable `code`
+ * (`isBerthError(e, 'NOT_FOUND')`). The library never prints and never exits.
+ */
+import type { Readable, Writable } from 'node:stream';
+import { BerthError, isBerthError } from './errors.js';
+import type { OpOptions, ProgressEvent } from './oci/content.js';
+import type { Descriptor, Digest, ImageConfig, Platform } from './oci/types.js';
+import type { ContentStore } from './store/store.js';
+import type { ImageSummary, ImageView } from './store/images.js';
+import type { GcResult, CheckResult } from './store/gc.js';
+import type { DiskUsage, SystemInfo } from './system.js';
+import type { LoadResult } from './import/load.js';
+import type { SaveResult, SaveFormat } from './import/save.js';
+import type { ImportResult } from './import/rootfs.js';
+import type { PullResult, PushResult, Transport, Credentials } from './registry/index.js';
+import type { Containers, ContainerInfo, ContainerRecord, LogEntry, SuperviseIO } from './run/containers.js';
+
+export type { ProgressEvent, OpOptions, ImageSummary, ImageView, GcResult, CheckResult, DiskUsage, SystemInfo, LoadResult, SaveResult, SaveFormat, ImportResult, PullResult, PushResult, ContainerInfo, ContainerRecord, LogEntry, Credentials };
+
+// ---- options ----
+
+/** How to reach registries (pull, push, login, and `run` when it pulls). */
+export interface RegistrySettings {
+  /** Hosts that may be reached over plain HTTP (loopback always may). */
+  insecureRegistries?: readonly string[];
+  /** Extra PEM CA files trusted for registry TLS. */
+  caFiles?: readonly string[];
+  /** Where credentials come from (default: docker's config.json under DOCKER_CONFIG). */
+  credentials?: (domain: string) => Promise<Credentials | undefined>;
+}
+
+export interface OpenOptions {
+  /** The berth root; else BERTH_ROOT, else /var/lib/berth as root, else $XDG_DATA_HOME/berth. */
+  root?: string;
+  registry?: RegistrySettings;
+  /** The runc binary (default: BERTH_RUNC, else `runc` on PATH). */
+  runc?: string;
+  /** Snapshot driver for new containers (default: overlay when it works, else copy; or BERTH_SNAPSHOTTER). */
+  snapshotter?: 'overlay' | 'copy';
+}
+
+/** Where a process's output goes: collected (`pipe`, the default), ours, dropped, or a stream. */
+export type Output = 'pipe' | 'inherit' | 'ignore' | Writable;
+
+/** When `run`/`create` pull the image: when it is absent (default), never, or every time. */
+export type PullPolicy = 'missing' | 'never' | 'always';
+
+export interface ContainerOptions extends OpOptions {
+  name?: string;
+  /** Replaces the image's Entrypoint (one word, as docker's --entrypoint). */
+  entrypoint?: string;
+  /** `KEY=VALUE` strings (a bare `KEY` takes the value from this process's environment), or a record. */
+  env?: readonly string[] | Readonly<Record<string, string>>;
+  /** docker --env-file files (read here, same syntax as docker). */
+  envFiles?: readonly string[];
+  workdir?: string;
+  /** name|uid[:group|gid], resolved through the image's /etc/passwd and /etc/group. */
+  user?: string;
+  /** Bind mounts `/host:/ctr[:ro]`. */
+  volumes?: readonly string[];
+  /** tmpfs mounts `/path[:options]`. */
+  tmpfs?: readonly string[];
+  readOnly?: boolean;
+  /** private (default: own namespace, loopback only), host, or none. */
+  network?: 'private' | 'host' | 'none';
+  hostname?: string;
+  /** Memory limit in bytes, or a docker size (`512m`). */
+  memory?: number | string;
+  cpus?: number;
+  pidsLimit?: number;
+  capAdd?: readonly string[];
+  capDrop?: readonly string[];
+  privileged?: boolean;
+  /** Run the host's tini as PID 1. */
+  init?: boolean;
+  /** Remove the container (record, rootfs, log) once its process exited. */
+  rm?: boolean;
+  /** Give the process a terminal: only with stdin/stdout/stderr 'inherit' and a TTY on our side. */
+  tty?: boolean;
+  /** Keep stdin open: 'inherit' gives the container this process's stdin. Default 'ignore'. */
+  stdin?: 'inherit' | 'ignore';
+  pull?: PullPolicy;
+  /** Platform of the image to pull (default: this host). */
+  platform?: Platform;
+}
+
+export interface RunOptions extends ContainerOptions {
+  /** Default 'pipe': the output is collected and returned as a string. */
+  stdout?: Output;
+  /** Default 'pipe'. */
+  stderr?: Output;
+  /**
+   * Called once the container's process runs, with a function that sends it a signal (runc
+   * forwards it). A CLI uses it to forward SIGINT/SIGTERM.
+   */
+  onStart?: (started: { containerId: string; pid: number; kill: (signal?: NodeJS.Signals) => void }) => void;
+}
+
+/**
+ * What `run` and `exec` resolve to. A non-zero exit status resolves (it does not reject, like
+ * execa with `reject: false`): check `exitCode`. Only failures to start reject: an image that
+ * cannot be found or pulled, a command that is not found (BerthError PROCESS, exitCode 127) or
+ * not executable (126), an aborted `signal` (ABORTED).
+ */
+export interface ProcessResult {
+  exitCode: number;
+  /** With stdout 'pipe': everything the process wrote, as it wrote it (no newline stripped). */
+  stdout?: string;
+  stderr?: string;
+}
+
+export interface RunResult extends ProcessResult {
+  containerId: string;
+}
+
+export interface ExecOptions {
+  env?: readonly string[] | Readonly<Record<string, string>>;
+  workdir?: string;
+  user?: string;
+  tty?: boolean;
+  stdin?: 'inherit' | 'ignore';
+  stdout?: Output;
+  stderr?: Output;
+  /** Aborting kills the exec'd process (SIGKILL) and rejects with ABORTED. */
+  signal?: AbortSignal;
+}
+
+export interface RegistryCallOptions extends OpOptions, RegistrySettings {
+  /** Blobs transferred at once (default 4). */
+  concurrency?: number;
+}
+
+export interface PullOptions extends RegistryCallOptions {
+  platform?: Platform;
+  allPlatforms?: boolean;
+}
+
+export interface PushOptions extends RegistryCallOptions {
+  allPlatforms?: boolean;
+  /** Upload blobs above this size in PATCH chunks of it (default 64 MiB). */
+  chunkSize?: number;
+}
+
+/** An archive: a file path, a readable stream, or an OCI layout directory. */
+export type LoadInput = string | Readable | { path: string } | { stream: Readable } | { dir: string };
+
+export interface LoadOptions extends OpOptions {
+  platform?: Platform;
+  allPlatforms?: boolean;
+}
+
+export interface SaveOptions extends OpOptions {
+  /** docker (default: the docker-save dual format) or oci (an oci-archive). */
+  format?: SaveFormat;
+  platform?: Platform;
+}
+
+export interface ImportOptions extends OpOptions {
+  /** NAME[:TAG] to tag the image with. */
+  name?: string;
+  /** docker --change instructions (CMD, ENTRYPOINT, ENV, ...). */
+  changes?: readonly string[];
+  message?: string;
+  platform?: Platform;
+}
+
+export interface PruneOptions extends OpOptions {
+  /** Remove containers that are not running first (default false). */
+  containers?: boolean;
+  /** Remove blobs no tag and no container reaches (default true). */
+  content?: boolean;
+  /** Remove unpacked layers no tagged image and no container uses (default true). */
+  snapshots?: boolean;
+  /** Report what would be removed; nothing is (content only). */
+  dryRun?: boolean;
+}
+
+export interface PruneResult {
+  /** Containers removed. */
+  containers: string[];
+  /** Blobs removed (or, with dryRun, that would be). */
+  blobs: Digest[];
+  /** Bytes of those blobs. */
+  bytes: number;
+  /** Unpacked layers (chain ids) removed. */
+  snapshots: string[];
+}
+
+// ---- handles ----
+
+/** An image in the store, found by name, ID (config digest or a 12+ hex prefix) or digest. */
+export interface ImageHandle {
+  /** The full normalised name when found by a name (or the first tag of it). */
+  readonly name: string | undefined;
+  /** What the name points at: a manifest or an index. */
+  readonly digest: Digest;
+  /** The root descriptor. */
+  readonly descriptor: Descriptor;
+  /** The image for this host (or `platform`): manifest, config and their descriptors. */
+  inspect(opts?: { platform?: Platform }): Promise<ImageView>;
+  /** The image config (docker's ID is its digest: `(await inspect()).configDesc.digest`). */
+  config(opts?: { platform?: Platform }): Promise<ImageConfig>;
+  /** Add (or move) the tag NAME[:TAG] to this image; the full normalised name. */
+  tag(name: string): Promise<string>;
+  /**
+   * Remove what the handle was found by: one tag for a name, every tag for an ID or digest (that
+   * needs `force` when there are several). Refused while a container uses it, unless `force`.
+   * The content goes with the next `prune`.
+   */
+  remove(opts?: { force?: boolean }): Promise<{ untagged: string[]; digest: Digest }>;
+}
+
+/** A container, found by full ID, name or a unique ID prefix. */
+export interface ContainerHandle {
+  readonly id: string;
+  readonly name: string;
+  /** Record, state and status (running, exited, created, or dead: its monitor died). */
+  info(): Promise<ContainerInfo>;
+  /** Start it in the background (a monitor process owns it); resolves once runc started it. */
+  start(): Promise<{ pid: number }>;
+  /** Wait until it is no longer running; its exit status. */
+  wait(opts?: { signal?: AbortSignal }): Promise<number>;
+  /** Run a command in the running container. A non-zero exit resolves (see ProcessResult). */
+  exec(cmd: readonly string[], opts?: ExecOptions): Promise<ProcessResult>;
+  /** Its log entries ({ log, stream, time }); with `follow`, new ones until it stops. */
+  logs(opts?: { follow?: boolean; tail?: number; signal?: AbortSignal }): AsyncIterable<LogEntry>;
+  /** The image's stop signal (or `stopSignal`), then SIGKILL after `timeout` seconds (default 10). */
+  stop(opts?: { timeout?: number; stopSignal?: string }): Promise<number | undefined>;
+  /** Send a signal (default SIGKILL) to its init; `all` to every process. */
+  kill(signal?: string | number, opts?: { all?: boolean }): Promise<void>;
+  /** Remove it; `force` kills a running one first and clears what a crash left. */
+  remove(opts?: { force?: boolean }): Promise<void>;
+}
+
+// ---- the facade ----
+
+/** Open berth on a root. Cheap: nothing is read or loaded until a verb needs it. */
+export async function openBerth(opts: OpenOptions = {}): Promise<Berth> {
+  const { resolveRoot } = await import('./store/root.js');
+  return new Berth(resolveRoot(opts.root), opts);
+}
+
+/** One berth root: images, containers and registries. Close it (or `await using`) when done. */
+export class Berth implements AsyncDisposable {
+  /** The absolute root directory. */
+  readonly root: string;
+  readonly #opts: OpenOptions;
+  #closed = false;
+  #store: Promise<ContentStore> | undefined;
+  #containers: Promise<Containers> | undefined;
+  #transport: Promise<Transport> | undefined;
+
+  /** @internal use openBerth() */
+  constructor(root: string, opts: OpenOptions) {
+    this.root = root;
+    this.#opts = opts;
+  }
+
+  // ---- lazily opened rooms ----
+
+  #check(): void {
+    if (this.#closed) throw new BerthError('INVALID_ARGUMENT', 'this Berth is closed', { hint: 'open another with openBerth()' });
+  }
+
+  /** The content store (opened, and created when needed, on first use). */
+  store(): Promise<ContentStore> {
+    this.#check();
+    return (this.#store ??= import('./store/store.js').then((m) => m.ContentStore.open(this.root)));
+  }
+
+  /**
+   * The run room's container set. Every use of `Containers` in the facade goes through the
+   * methods below this one (create, supervise, startDetached, wait, kill, stop, remove, exec,
+   * logs, list, find, info), so a reshaped run room changes one place.
+   */
+  #runtime(): Promise<Containers> {
+    this.#check();
+    return (this.#containers ??= (async () => {
+      const [{ Containers }, { Runc }, { join }] = await Promise.all([import('./run/containers.js'), import('./run/runc.js'), import('node:path')]);
+      return Containers.open(this.root, {
+        ...(this.#opts.runc ? { runc: new Runc({ binary: this.#opts.runc, root: join(this.root, 'runc') }) } : {}),
+        ...(this.#opts.snapshotter ? { snapshotter: this.#opts.snapshotter } : {}),
+      });
+    })());
+  }
+
+  /** One registry transport for this Berth (connections and tokens reused), closed by close(). */
+  #registry(o: RegistrySettings): Promise<{ transport?: Transport } & RegistrySettings> {
+    const base = this.#opts.registry ?? {};
+    // Per-call settings that differ from the Berth's get a transport of their own.
+    if (o.insecureRegistries || o.caFiles || o.credentials) {
+      return Promise.resolve({
+        insecureRegistries: [...(base.insecureRegistries ?? []), ...(o.insecureRegistries ?? [])],
+        caFiles: [...(base.caFiles ?? []), ...(o.caFiles ?? [])],
+        ...(o.credentials ?? base.credentials ? { credentials: o.credentials ?? base.credentials } : {}),
+      });
+    }
+    this.#transport ??= import('./registry/client.js').then((m) => m.openTransport(base).transport);
+    return this.#transport.then((transport) => ({ transport }));
+  }
+
+  // ---- images ----
+
+  /** Pull NAME[:TAG|@DIGEST] from its registry into the store. */
+  async pull(ref: string, opts: PullOptions = {}): Promise<PullResult> {
+    const store = await this.store();
+    const { pull } = await import('./registry/pull.js');
+    const { concurrency, platform, allPlatforms, signal, onProgress, ...reg } = opts;
+    return pull(store, ref, {
+      ...(await this.#registry(reg)),
+      ...(concurrency !== undefined ? { concurrency } : {}),
+      ...(platform ? { platform } : {}),
+      ...(allPlatforms ? { allPlatforms } : {}),
+      ...op({ signal, onProgress }),
+    });
+  }
+
+  /** Push a stored image NAME[:TAG] to its registry. */
+  async push(ref: string, opts: PushOptions = {}): Promise<PushResult> {
+    const store = await this.store();
+    const { push } = await import('./registry/push.js');
+    const { concurrency, allPlatforms, chunkSize, signal, onProgress, ...reg } = opts;
+    return push(store, ref, {
+      ...(await this.#registry(reg)),
+      ...(concurrency !== undefined ? { concurrency } : {}),
+      ...(allPlatforms ? { allPlatforms } : {}),
+      ...(chunkSize !== undefined ? { chunkSize } : {}),
+      ...op({ signal, onProgress }),
+    });
+  }
+
+  /** Load every image of a docker-save or OCI archive (file, stream) or OCI layout directory. */
+  async load(input: LoadInput, opts: LoadOptions = {}): Promise<LoadResult> {
+    const store = await this.store();
+    const { loadArchive } = await import('./import/load.js');
+    const src = typeof input === 'string' ? { path: input } : 'path' in input || 'dir' in input || 'stream' in input ? input : { stream: input as Readable };
+    const what = 'path' in src ? src.path : 'dir' in src ? src.dir : 'the input stream';
+    return loadArchive(store, src, { what, ...(opts.platform ? { platform: opts.platform } : {}), ...(opts.allPlatforms ? { allPlatforms: true } : {}), ...op(opts) });
+  }
+
+  /** Save images (names, IDs or digests) to a file path or a writable stream. */
+  async save(refs: string | readonly string[], dest: string | Writable, opts: SaveOptions = {}): Promise<SaveResult> {
+    const store = await this.store();
+    const { saveImages, saveImagesToFile } = await import('./import/save.js');
+    const list = typeof refs === 'string' ? [refs] : refs;
+    const o = { ...(opts.format ? { format: opts.format } : {}), ...(opts.platform ? { platform: opts.platform } : {}), ...op(opts) };
+    return typeof dest === 'string' ? saveImagesToFile(store, list, dest, o) : saveImages(store, list, dest, o);
+  }
+
+  /** Make a one-layer image from a root filesystem tarball (path or stream; plain, gzip or zstd). */
+  async import(input: string | Readable, opts: ImportOptions = {}): Promise<ImportResult> {
+    const store = await this.store();
+    const { importRootfs } = await import('./import/rootfs.js');
+    return importRootfs(store, typeof input === 'string' ? { path: input } : { stream: input }, opts.name, {
+      what: typeof input === 'string' ? input : 'the input stream',
+      ...(opts.changes ? { changes: opts.changes } : {}),
+      ...(opts.message !== undefined ? { message: opts.message } : {}),
+      ...(opts.platform ? { platform: opts.platform } : {}),
+      ...op(opts),
+    });
+  }
+
+  /** One row per tag (docker's `images`). */
+  async images(): Promise<ImageSummary[]> {
+    const store = await this.store();
+    const { listImageSummaries } = await import('./store/images.js');
+    return listImageSummaries(store);
+  }
+
+  /** Find an image by name, ID or digest: NOT_FOUND when the store has no such image. */
+  async image(ref: string): Promise<ImageHandle> {
+    const store = await this.store();
+    const images = await import('./store/images.js');
+    const found = await images.findImage(store, ref);
+    const name = found.record?.name;
+    return {
+      name,
+      digest: found.desc.digest,
+      descriptor: found.desc,
+      inspect: async (o = {}) => {
+        const v = await images.viewImage(store, found.desc, o.platform);
+        if (name) v.name = name;
+        return v;
+      },
+      config: async (o = {}) => (await images.viewImage(store, found.desc, o.platform)).config,
+      tag: async (target) => {
+        const { parseReference } = await import('./oci/reference.js');
+        parseReference(target); // validate before touching anything
+        return images.tagImage(store, target, found.desc);
+      },
+      remove: async (o = {}) => {
+        const { removeImages } = await import('./system.js');
+        const [r] = await removeImages(store, [ref], o.force ? { force: true } : {});
+        return r!;
+      },
+    };
+  }
+
+  /** Remove unused content, unpacked layers and (when asked) stopped containers. */
+  async prune(opts: PruneOptions = {}): Promise<PruneResult> {
+    const out: PruneResult = { containers: [], blobs: [], bytes: 0, snapshots: [] };
+    if (opts.containers && !opts.dryRun) {
+      const rt = await this.#runtime();
+      for (const i of await rt.list()) {
+        opts.signal?.throwIfAborted();
+        if (i.status === 'running') continue;
+        await rt.remove(i.record.id, { force: true });
+        out.containers.push(i.record.id);
+      }
+    }
+    const store = await this.store();
+    const system = await import('./system.js');
+    if (opts.content !== false) {
+      const r = await system.pruneContent(store, { ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+      out.blobs = r.removed;
+      out.bytes = r.bytes;
+    }
+    if (opts.snapshots !== false && !opts.dryRun) out.snapshots = await system.pruneSnapshots(store);
+    return out;
+  }
+
+  // ---- containers ----
+
+  /** Make sure `image` is in the store as `policy` says; pulls when it must. */
+  async #ensureImage(image: string, o: ContainerOptions): Promise<void> {
+    const policy = o.pull ?? 'missing';
+    if (!['missing', 'never', 'always'].includes(policy)) {
+      throw new BerthError('INVALID_ARGUMENT', `invalid pull policy ${JSON.stringify(policy)}`, { hint: 'use missing, never or always' });
+    }
+    if (policy === 'never') return; // create reports NOT_FOUND
+    if (policy === 'missing') {
+      const store = await this.store();
+      const { findImage } = await import('./store/images.js');
+      const present = await findImage(store, image).then(
+        () => true,
+        (e: unknown) => {
+          if (isBerthError(e, 'NOT_FOUND')) return false;
+          throw e;
+        },
+      );
+      if (present) return;
+    }
+    await this.pull(image, { ...(o.platform ? { platform: o.platform } : {}), ...op(o) });
+  }
+
+  /** Translate facade options into the run room's CreateOptions (validation stays there). */
+  async #createOptions(image: string, cmd: readonly string[] | undefined, o: ContainerOptions) {
+    const spec = await import('./run/spec.js');
+    const env: string[] = [];
+    if (o.envFiles?.length) {
+      const { readFile } = await import('node:fs/promises');
+      for (const f of o.envFiles) {
+        const text = await readFile(f, 'utf8').catch((e: unknown) => {
+          throw new BerthError('INVALID_ARGUMENT', `cannot read env file ${f}`, { cause: e, hint: 'check the path' });
+        });
+        env.push(...spec.parseEnvFile(text));
+      }
+    }
+    env.push(...envList(o.env, spec.parseEnvFlags));
+    return {
+      image,
+      ...(cmd && cmd.length > 0 ? { cmd: [...cmd] } : {}),
+      ...(o.name !== undefined ? { name: o.name } : {}),
+      ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
+      env,
+      ...(o.workdir !== undefined ? { workdir: o.workdir } : {}),
+      ...(o.user !== undefined ? { user: o.user } : {}),
+      volumes: [...(o.volumes ?? [])],
+      tmpfs: [...(o.tmpfs ?? [])],
+      readOnly: !!o.readOnly,
+      ...(o.network ? { network: o.network } : {}),
+      ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
+      ...(o.memory !== undefined ? { memory: typeof o.memory === 'number' ? o.memory : spec.parseBytes(o.memory, 'memory') } : {}),
+      ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
+      ...(o.pidsLimit !== undefined ? { pidsLimit: o.pidsLimit } : {}),
+      capAdd: [...(o.capAdd ?? [])],
+      capDrop: [...(o.capDrop ?? [])],
+      privileged: !!o.privileged,
+      autoRemove: !!o.rm,
+      init: !!o.init,
+      tty: !!o.tty,
+      interactive: o.stdin === 'inherit',
+      pull: 'never' as const,
+      ...op(o),
+    };
+  }
+
+  /** Create a container (pulling the image as `pull` says) without starting it. */
+  async create(image: string, cmd?: readonly string[], opts: ContainerOptions = {}): Promise<ContainerHandle> {
+    const rt = await this.#runtime();
+    const store = await this.store();
+    await this.#ensureImage(image, opts);
+    const record = await rt.create(store, await this.#createOptions(image, cmd, opts));
+    return this.#handle(rt, record.id, record.name);
+  }
+
+  /**
+   * Run a command in a new container and wait for it, like execa: resolves `{ exitCode, stdout,
+   * stderr, containerId }`; a non-zero exit status resolves too (see ProcessResult). stdout and
+   * stderr default to 'pipe' (collected). `cmd` defaults to the image's Entrypoint and Cmd.
+   * Aborting `signal` kills the container (SIGKILL) and rejects with ABORTED.
+   */
+  async run(image: string, cmd?: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const rt = await this.#runtime();
+    const store = await this.store();
+    await this.#ensureImage(image, opts);
+    const record = await rt.create(store, await this.#createOptions(image, cmd, opts));
+    const id = record.id;
+    const res = await supervised(opts, (io) =>
+      rt.supervise(id, {
+        ...io,
+        onStarted: (pid) => opts.onStart?.({ containerId: id, pid, kill: (s) => io.kill(s ?? 'SIGKILL') }),
+      }),
+    );
+    return { ...res, containerId: id };
+  }
+
+  /** Find a container by full ID, name or unique ID prefix: NOT_FOUND when there is none. */
+  async container(ref: string): Promise<ContainerHandle> {
+    const rt = await this.#runtime();
+    const id = await rt.find(ref);
+    const info = await rt.info(id);
+    return this.#handle(rt, id, info.record.name);
+  }
+
+  /** Every container, newest first, with its status. */
+  async containers(): Promise<ContainerInfo[]> {
+    const rt = await this.#runtime();
+    return rt.list();
+  }
+
+  #handle(rt: Containers, id: string, name: string): ContainerHandle {
+    return {
+      id,
+      name,
+      info: () => rt.info(id),
+      start: () => rt.startDetached(id),
+      wait: (o = {}) => rt.wait(id, o.signal ? { signal: o.signal } : {}),
+      exec: async (cmd, o = {}) => {
+        const spec = await import('./run/spec.js');
+        const eo = {
+          args: [...cmd],
+          env: envList(o.env, spec.parseEnvFlags),
+          ...(o.workdir !== undefined ? { workdir: o.workdir } : {}),
+          ...(o.user !== undefined ? { user: o.user } : {}),
+          tty: !!o.tty,
+          interactive: o.stdin === 'inherit',
+        };
+        return supervised(o, (io) => rt.exec(id, eo, io));
+      },
+      logs: (o = {}) =>
+        logStream((onEntry, stop) => rt.logs(id, { ...(o.follow ? { follow: true } : {}), ...(o.tail !== undefined ? { tail: o.tail } : {}), signal: o.signal ? AbortSignal.any([o.signal, stop]) : stop }, onEntry)),
+      stop: (o = {}) => rt.stop(id, { ...(o.timeout !== undefined ? { timeout: o.timeout } : {}), ...(o.stopSignal ? { signal: o.stopSignal } : {}) }),
+      kill: (signal, o = {}) => rt.kill(id, signal ?? 'SIGKILL', o.all ? { all: true } : {}),
+      remove: (o = {}) => rt.remove(id, o.force ? { force: true } : {}),
+    };
+  }
+
+  // ---- registries and the store as a whole ----
+
+  /** Check credentials against a registry and store them (docker's config.json or its helper). */
+  async login(server: string, credentials: Credentials, opts: OpOptions & RegistrySettings = {}): Promise<{ domain: string; where: string }> {
+    this.#check();
+    const { login } = await import('./registry/login.js');
+    const { signal, onProgress, ...reg } = opts;
+    return login(server, credentials, { ...(await this.#registry(reg)), ...op({ signal, onProgress }) });
+  }
+
+  /** Forget the stored credentials of a registry. */
+  async logout(server: string): Promise<{ domain: string; removed: boolean }> {
+    this.#check();
+    const { logout } = await import('./registry/login.js');
+    return logout(server);
+  }
+
+  /** docker's `system df`. */
+  async diskUsage(): Promise<DiskUsage> {
+    const { diskUsage } = await import('./system.js');
+    return diskUsage(await this.store());
+  }
+
+  /** Re-hash every blob and check every image is whole (problems are returned, not thrown). */
+  async check(opts: { signal?: AbortSignal } = {}): Promise<CheckResult> {
+    const { checkStore } = await import('./system.js');
+    return checkStore(await this.store(), opts);
+  }
+
+  /** Where the store is, how big, and which runtimes were found. */
+  async info(opts: { signal?: AbortSignal } = {}): Promise<SystemInfo> {
+    const { systemInfo } = await import('./system.js');
+    return systemInfo(await this.store(), opts.signal);
+  }
+
+  /** Release what this Berth holds (the registry transport). Idempotent; later calls reject. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const t = this.#transport;
+    this.#transport = undefined;
+    if (t) await (await t.catch(() => undefined))?.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+// ---- helpers ----
+
+/** Only the defined parts of { signal, onProgress } (exact optional properties downstream). */
+function op(o: { signal?: AbortSignal | undefined; onProgress?: ((e: ProgressEvent) => void) | undefined }): OpOptions {
+  return { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) };
+}
+
+function envList(env: ContainerOptions['env'], parse: (flags: readonly string[]) => string[]): string[] {
+  if (!env) return [];
+  if (Array.isArray(env)) return parse(env as readonly string[]);
+  return Object.entries(env as Record<string, string>).map(([k, v]) => {
+    if (!k || k.includes('=')) throw new BerthError('INVALID_ARGUMENT', `invalid environment variable name ${JSON.stringify(k)}`);
+    return `${k}=${v}`;
+  });
+}
+
+/** A Writable that keeps what is written, for 'pipe'. */
+async function collector(): Promise<{ stream: Writable; text: () => string }> {
+  const { Writable } = await import('node:stream');
+  const chunks: Buffer[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk);
+      cb();
+    },
+  });
+  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+async function output(o: Output | undefined, ours: NodeJS.WritableStream): Promise<{ stream?: NodeJS.WritableStream; text?: () => string }> {
+  if (o === undefined || o === 'pipe') {
+    const c = await collector();
+    return c;
+  }
+  if (o === 'inherit') return { stream: ours };
+  if (o === 'ignore') return {};
+  return { stream: o };
+}
+
+/**
+ * Run a supervised process (a container's or an exec'd one) with the facade's stdio and abort
+ * handling; the run room does the work through the SuperviseIO it is given.
+ */
+async function supervised(
+  o: { stdin?: 'inherit' | 'ignore'; stdout?: Output; stderr?: Output; tty?: boolean; signal?: AbortSignal },
+  fn: (io: SuperviseIO & { kill: (s: NodeJS.Signals) => void }) => Promise<number>,
+): Promise<ProcessResult> {
+  if (o.signal?.aborted) throw aborted(o.signal);
+  const out = await output(o.stdout, process.stdout);
+  const err = await output(o.stderr, process.stderr);
+  let forward: ((s: NodeJS.Signals) => void) | undefined;
+  let killed = false;
+  const kill = (s: NodeJS.Signals) => forward?.(s);
+  const onAbort = () => {
+    killed = true;
+    kill('SIGKILL');
+  };
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const exitCode = await fn({
+      stdin: o.stdin === 'inherit' ? 'inherit' : 'ignore',
+      tty: !!o.tty,
+      ...(out.stream ? { stdout: out.stream } : {}),
+      ...(err.stream ? { stderr: err.stream } : {}),
+      forwardSignals: (f) => {
+        forward = f;
+        if (o.signal?.aborted) onAbort();
+      },
+      kill,
+    });
+    if (killed && o.signal) throw aborted(o.signal);
+    return { exitCode, ...(out.text ? { stdout: out.text() } : {}), ...(err.text ? { stderr: err.text() } : {}) };
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function aborted(signal: AbortSignal): BerthError {
+  return new BerthError('ABORTED', 'aborted', { cause: signal.reason });
+}
+
+/**
+ * Turn the run room's callback-style log reader into an async iterable; leaving the loop early
+ * (`break`) stops a followed read through `stop`.
+ */
+function logStream(read: (onEntry: (e: LogEntry) => void, stop: AbortSignal) => Promise<void>): AsyncIterable<LogEntry> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<LogEntry> {
+      const stopper = new AbortController();
+      const queue: LogEntry[] = [];
+      let done = false;
+      let failure: unknown;
+      let wake: (() => void) | undefined;
+      const notify = () => {
+        wake?.();
+        wake = undefined;
+      };
+      read((e) => {
+        queue.push(e);
+        notify();
+      }, stopper.signal).then(
+        () => {
+          done = true;
+          notify();
+        },
+        (e: unknown) => {
+          failure = e;
+          done = true;
+          notify();
+        },
+      );
+      return {
+        async next(): Promise<IteratorResult<LogEntry>> {
+          for (;;) {
+            if (queue.length > 0) return { value: queue.shift()!, done: false };
+            if (failure !== undefined) throw failure;
+            if (done) return { value: undefined, done: true };
+            await new Promise<void>((r) => (wake = r));
+          }
+        },
+        async return(): Promise<IteratorResult<LogEntry>> {
+          stopper.abort();
+          queue.length = 0;
+          return { value: undefined, done: true };
+        },
+      };
+    },
+  };
+}
