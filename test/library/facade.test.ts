@@ -269,6 +269,22 @@ describe.skipIf(!isRoot)('Berth: containers on runc', () => {
     expect(await code(berth.container('facade-long'))).toBe('NOT_FOUND');
   });
 
+  it('openBerth options: snapshotter picks the rootfs driver, runc the binary', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const rootType = async (b: Berth) => {
+      const r = await b.run('busybox', ['sh', '-c', "grep ' / ' /proc/self/mounts | head -n1 | cut -d' ' -f3"], { rm: true });
+      expect(r.exitCode).toBe(0);
+      return r.stdout!.trim();
+    };
+    const hostType = execFileSync('df', ['--output=fstype', dir], { encoding: 'utf8' }).trim().split('\n').pop()!;
+    await using copy = await openBerth({ root: join(dir, 'copy-root'), snapshotter: 'copy' });
+    await copy.load(archive);
+    expect(await rootType(copy)).toBe(hostType); // a bind mount of a copied tree
+    if (hostType !== 'overlay') expect(await rootType(berth)).toBe('overlay');
+    await using noRunc = await openBerth({ root: join(dir, 'copy-root'), runc: join(dir, 'no-such-runc') });
+    expect(await code(noRunc.run('busybox', ['true'], { rm: true }))).toBe('UNAVAILABLE');
+  });
+
   it('prune removes stopped containers (when asked) and unused content', async () => {
     const kept = await berth.create('busybox', ['true'], { name: 'facade-prune' });
     const before = await berth.prune({ dryRun: true });
