@@ -90,7 +90,7 @@ export interface ContainerOptions extends OpOptions {
   init?: boolean;
   /** Remove the container (record, rootfs, log) once its process exited. */
   rm?: boolean;
-  /** Give the process a terminal: only with stdin/stdout/stderr 'inherit' and a TTY on our side. */
+  /** Give the process a terminal (this process's, which must be a TTY): stdout/stderr are then 'inherit'. */
   tty?: boolean;
   /** Keep stdin open: 'inherit' gives the container this process's stdin. Default 'ignore'. */
   stdin?: 'inherit' | 'ignore';
@@ -100,7 +100,7 @@ export interface ContainerOptions extends OpOptions {
 }
 
 export interface RunOptions extends ContainerOptions {
-  /** Default 'pipe': the output is collected and returned as a string. */
+  /** Default 'pipe': the output is collected and returned as a string ('inherit' with tty). */
   stdout?: Output;
   /** Default 'pipe'. */
   stderr?: Output;
@@ -668,8 +668,12 @@ async function supervised(
   fn: (io: SuperviseIO & { kill: (s: NodeJS.Signals) => void }) => Promise<number>,
 ): Promise<ProcessResult> {
   if (o.signal?.aborted) throw aborted(o.signal);
-  const out = await output(o.stdout, process.stdout);
-  const err = await output(o.stderr, process.stderr);
+  // With a terminal, runc hands the pty to our own stdio: nothing can be collected or redirected.
+  if (o.tty && [o.stdout, o.stderr].some((x) => x !== undefined && x !== 'inherit')) {
+    throw new BerthError('INVALID_ARGUMENT', 'tty needs stdout and stderr "inherit"', { hint: 'drop tty to collect or redirect the output' });
+  }
+  const out = await output(o.tty ? 'inherit' : o.stdout, process.stdout);
+  const err = await output(o.tty ? 'inherit' : o.stderr, process.stderr);
   let forward: ((s: NodeJS.Signals) => void) | undefined;
   let killed = false;
   const kill = (s: NodeJS.Signals) => forward?.(s);
