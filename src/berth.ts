@@ -516,6 +516,7 @@ export class Berth implements AsyncDisposable {
    * Aborting `signal` kills the container (SIGKILL) and rejects with ABORTED.
    */
   async run(image: string, cmd?: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    checkStdio(opts); // before anything is created
     const rt = await this.#runtime();
     const store = await this.store();
     await this.#ensureImage(image, opts);
@@ -668,10 +669,7 @@ async function supervised(
   fn: (io: SuperviseIO & { kill: (s: NodeJS.Signals) => void }) => Promise<number>,
 ): Promise<ProcessResult> {
   if (o.signal?.aborted) throw aborted(o.signal);
-  // With a terminal, runc hands the pty to our own stdio: nothing can be collected or redirected.
-  if (o.tty && [o.stdout, o.stderr].some((x) => x !== undefined && x !== 'inherit')) {
-    throw new BerthError('INVALID_ARGUMENT', 'tty needs stdout and stderr "inherit"', { hint: 'drop tty to collect or redirect the output' });
-  }
+  checkStdio(o);
   const out = await output(o.tty ? 'inherit' : o.stdout, process.stdout);
   const err = await output(o.tty ? 'inherit' : o.stderr, process.stderr);
   let forward: ((s: NodeJS.Signals) => void) | undefined;
@@ -698,6 +696,13 @@ async function supervised(
     return { exitCode, ...(out.text ? { stdout: out.text() } : {}), ...(err.text ? { stderr: err.text() } : {}) };
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** With a terminal, runc hands the pty to our own stdio: nothing can be collected or redirected. */
+function checkStdio(o: { tty?: boolean; stdout?: Output; stderr?: Output }): void {
+  if (o.tty && [o.stdout, o.stderr].some((x) => x !== undefined && x !== 'inherit')) {
+    throw new BerthError('INVALID_ARGUMENT', 'tty needs stdout and stderr "inherit"', { hint: 'drop tty to collect or redirect the output' });
   }
 }
 

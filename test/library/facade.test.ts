@@ -175,6 +175,12 @@ describe.skipIf(!isRoot)('Berth: containers on runc', () => {
     expect((await berth.run('busybox', undefined, { rm: true })).exitCode).toBe(0);
   });
 
+  it('tty with collected output is refused before any container is made', async () => {
+    const before = (await berth.containers()).length;
+    expect(await code(berth.run('busybox', ['true'], { tty: true, stdout: 'pipe' }))).toBe('INVALID_ARGUMENT');
+    expect((await berth.containers()).length).toBe(before);
+  });
+
   it('a missing command rejects with PROCESS and exitCode 127', async () => {
     const e = await berth.run('busybox', ['/no/such/cmd'], { rm: true }).catch((x: unknown) => x);
     expect(isBerthError(e)).toBe(true);
