@@ -105,8 +105,8 @@ export interface RunOptions extends ContainerOptions {
   /** Default 'pipe'. */
   stderr?: Output;
   /**
-   * Called once the container's process runs, with a function that sends it a signal (runc
-   * forwards it). A CLI uses it to forward SIGINT/SIGTERM.
+   * Called once the container's process runs, with a function that sends its init a signal
+   * (default SIGKILL, through `runc kill`). A CLI uses it to forward SIGINT/SIGTERM.
    */
   onStart?: (started: { containerId: string; pid: number; kill: (signal?: NodeJS.Signals) => void }) => void;
 }
@@ -136,8 +136,10 @@ export interface ExecOptions {
   stdin?: 'inherit' | 'ignore';
   stdout?: Output;
   stderr?: Output;
-  /** Aborting kills the exec'd process (SIGKILL) and rejects with ABORTED. */
+  /** Aborting sends the exec'd process SIGTERM (runc forwards it), SIGKILL to runc 2 s later, and rejects with ABORTED. */
   signal?: AbortSignal;
+  /** Called once the process was spawned, with a function that sends it a signal (default SIGTERM; runc forwards it). */
+  onStart?: (started: { kill: (signal?: NodeJS.Signals) => void }) => void;
 }
 
 export interface RegistryCallOptions extends OpOptions, RegistrySettings {
@@ -160,6 +162,8 @@ export interface PushOptions extends RegistryCallOptions {
 export type LoadInput = string | Readable | { path: string } | { stream: Readable } | { dir: string };
 
 export interface LoadOptions extends OpOptions {
+  /** How errors name the input (default: the path, or "the input stream"). */
+  what?: string;
   platform?: Platform;
   allPlatforms?: boolean;
 }
@@ -171,6 +175,8 @@ export interface SaveOptions extends OpOptions {
 }
 
 export interface ImportOptions extends OpOptions {
+  /** How errors name the input (default: the path, or "the input stream"). */
+  what?: string;
   /** NAME[:TAG] to tag the image with. */
   name?: string;
   /** docker --change instructions (CMD, ENTRYPOINT, ENV, ...). */
@@ -349,7 +355,7 @@ export class Berth implements AsyncDisposable {
     const store = await this.store();
     const { loadArchive } = await import('./import/load.js');
     const src = typeof input === 'string' ? { path: input } : 'path' in input || 'dir' in input || 'stream' in input ? input : { stream: input as Readable };
-    const what = 'path' in src ? src.path : 'dir' in src ? src.dir : 'the input stream';
+    const what = opts.what ?? ('path' in src ? src.path : 'dir' in src ? src.dir : 'the input stream');
     return loadArchive(store, src, { what, ...(opts.platform ? { platform: opts.platform } : {}), ...(opts.allPlatforms ? { allPlatforms: true } : {}), ...op(opts) });
   }
 
@@ -367,7 +373,7 @@ export class Berth implements AsyncDisposable {
     const store = await this.store();
     const { importRootfs } = await import('./import/rootfs.js');
     return importRootfs(store, typeof input === 'string' ? { path: input } : { stream: input }, opts.name, {
-      what: typeof input === 'string' ? input : 'the input stream',
+      what: opts.what ?? (typeof input === 'string' ? input : 'the input stream'),
       ...(opts.changes ? { changes: opts.changes } : {}),
       ...(opts.message !== undefined ? { message: opts.message } : {}),
       ...(opts.platform ? { platform: opts.platform } : {}),
@@ -522,11 +528,13 @@ export class Berth implements AsyncDisposable {
     await this.#ensureImage(image, opts);
     const record = await rt.create(store, await this.#createOptions(image, cmd, opts));
     const id = record.id;
-    const res = await supervised(opts, (io) =>
-      rt.supervise(id, {
-        ...io,
-        onStarted: (pid) => opts.onStart?.({ containerId: id, pid, kill: (s) => io.kill(s ?? 'SIGKILL') }),
-      }),
+    // Signals go to the container's init through `runc kill` (SIGKILL included, which runc
+    // itself could not forward); abort kills every process of the container.
+    const signalIt = (sig: NodeJS.Signals) => rt.kill(id, sig).catch(() => {});
+    const res = await supervised(
+      opts,
+      (io) => rt.supervise(id, { ...io, onStarted: (pid) => opts.onStart?.({ containerId: id, pid, kill: (s) => void signalIt(s ?? 'SIGKILL') }) }),
+      (forward) => void rt.kill(id, 'SIGKILL', { all: true }).catch(() => forward('SIGKILL')), // not started yet: stop runc
     );
     return { ...res, containerId: id };
   }
@@ -562,7 +570,22 @@ export class Berth implements AsyncDisposable {
           tty: !!o.tty,
           interactive: o.stdin === 'inherit',
         };
-        return supervised(o, (io) => rt.exec(id, eo, io));
+        // runc exec forwards the signals it gets to the process; SIGKILL would only stop runc.
+        return supervised(
+          o,
+          (io) =>
+            rt.exec(id, eo, {
+              ...io,
+              forwardSignals: (f) => {
+                io.forwardSignals!(f);
+                o.onStart?.({ kill: (sig) => f(sig ?? 'SIGTERM') });
+              },
+            }),
+          (forward) => {
+            forward('SIGTERM');
+            setTimeout(() => forward('SIGKILL'), 2000).unref();
+          },
+        );
       },
       logs: (o = {}) =>
         logStream((onEntry, stop) => rt.logs(id, { ...(o.follow ? { follow: true } : {}), ...(o.tail !== undefined ? { tail: o.tail } : {}), signal: o.signal ? AbortSignal.any([o.signal, stop]) : stop }, onEntry)),
@@ -666,7 +689,8 @@ async function output(o: Output | undefined, ours: NodeJS.WritableStream): Promi
  */
 async function supervised(
   o: { stdin?: 'inherit' | 'ignore'; stdout?: Output; stderr?: Output; tty?: boolean; signal?: AbortSignal },
-  fn: (io: SuperviseIO & { kill: (s: NodeJS.Signals) => void }) => Promise<number>,
+  fn: (io: SuperviseIO) => Promise<number>,
+  stop: (forward: (s: NodeJS.Signals) => void) => void,
 ): Promise<ProcessResult> {
   if (o.signal?.aborted) throw aborted(o.signal);
   checkStdio(o);
@@ -674,10 +698,9 @@ async function supervised(
   const err = await output(o.tty ? 'inherit' : o.stderr, process.stderr);
   let forward: ((s: NodeJS.Signals) => void) | undefined;
   let killed = false;
-  const kill = (s: NodeJS.Signals) => forward?.(s);
   const onAbort = () => {
     killed = true;
-    kill('SIGKILL');
+    if (forward) stop(forward);
   };
   o.signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -688,12 +711,15 @@ async function supervised(
       ...(err.stream ? { stderr: err.stream } : {}),
       forwardSignals: (f) => {
         forward = f;
-        if (o.signal?.aborted) onAbort();
+        if (killed) stop(f);
       },
-      kill,
     });
     if (killed && o.signal) throw aborted(o.signal);
     return { exitCode, ...(out.text ? { stdout: out.text() } : {}), ...(err.text ? { stderr: err.text() } : {}) };
+  } catch (e) {
+    // Killed before it started (runc reports a start failure): the abort is the reason.
+    if (killed && o.signal) throw aborted(o.signal);
+    throw e;
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
   }

@@ -41,6 +41,7 @@ beforeAll(async () => {
   archive = join(dir, 'busybox.tar');
   await busyboxArchive(archive);
   berth = await openBerth({ root: join(dir, 'root') });
+  await berth.load(archive); // every test can use busybox; the load test loads it again
 });
 
 afterAll(async () => {
@@ -229,6 +230,7 @@ describe.skipIf(!isRoot)('Berth: containers on runc', () => {
       .catch((x: unknown) => x);
     expect(started).toBeGreaterThan(0);
     expect(isBerthError(e, 'ABORTED')).toBe(true);
+    expect((await berth.containers()).filter((c) => c.status === 'running')).toEqual([]);
   });
 
   it('create, start, exec, logs, stop, remove; containers() and container(ref)', async () => {
@@ -247,6 +249,15 @@ describe.skipIf(!isRoot)('Berth: containers on runc', () => {
     expect(x.stdout).toBe('in-container\n');
     expect(x.stderr).toMatch(/nope/);
     expect((await c.exec(['sh', '-c', 'echo $A'], { env: ['A=1'] })).stdout).toBe('1\n');
+    // onStart hands out a signal forwarder (a CLI forwards SIGINT with it); abort kills
+    const term = await c.exec(['sleep', '30'], { onStart: ({ kill }) => setTimeout(() => kill('SIGTERM'), 100) });
+    expect(term.exitCode).toBe(128 + 15);
+    const ac = new AbortController();
+    const ab = await c.exec(['sleep', '30'], { signal: ac.signal, onStart: () => setTimeout(() => ac.abort(), 100) }).catch((e: unknown) => e);
+    expect(isBerthError(ab, 'ABORTED')).toBe(true);
+    // both sleeps are gone: only the container's own `sleep 30` (its init) is left
+    const ps = await c.exec(['ps', '-o', 'args']);
+    expect(ps.stdout!.split('\n').filter((l) => l.trim() === 'sleep 30')).toHaveLength(1);
 
     // logs: the two lines, eventually (the monitor writes as the process does)
     let entries: { log: string; stream: string }[] = [];
