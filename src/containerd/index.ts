@@ -1,0 +1,2 @@
+export { ContainerdClient, containerdAddress, DEFAULT_CONTAINERD_ADDRESS, DEFAULT_NAMESPACE, type ConnectOptions, type ContentInfo, type ImageRecord } from './client.js';
+export { ContainerdSource, ContainerdTarget, childLabels, verifyImage, type TargetCounts } from './content.js';
