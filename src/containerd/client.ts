@@ -7,7 +7,6 @@
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import type * as Grpc from '@grpc/grpc-js';
 import { BerthError } from '../errors.js';
@@ -339,7 +338,16 @@ export class ContainerdClient {
     const send = async (m: Record<string, unknown>) => {
       if (failure) throw failure;
       if (!call.write(m)) {
-        await Promise.race([once(call, 'drain'), new Promise<void>((r) => (wake = r))]);
+        // Until the stream drains, or a response or failure wakes us.
+        await new Promise<void>((r) => {
+          const done = () => {
+            call.off('drain', done);
+            wake = undefined;
+            r();
+          };
+          call.on('drain', done);
+          wake = done;
+        });
         if (failure) throw failure;
       }
       // Keep the responses drained (one per message) so neither side stalls.
