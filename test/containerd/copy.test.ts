@@ -173,6 +173,47 @@ describe('berth copy into containerd', () => {
   }, 300_000);
 });
 
+describe('containerd dying mid-copy', () => {
+  it('berth exits non-zero with one line; after a restart the next copy finishes and the image is complete', async () => {
+    const dir2 = await mkdtemp('/tmp/berth-ctrd2-');
+    let c2 = await startContainerd(dir2);
+    try {
+      const img = await randomImage(store, { name: 'berth.test/dying:v1', layers: 1, layerSize: 128 << 20, gzip: false });
+      const p = spawn(process.execPath, [BERTH_BIN, '--root', root, '--progress', 'json', 'copy', 'berth.test/dying:v1', 'containerd:k8s.io/berth.test/dying:v1', '--containerd-address', c2.sock], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      let stopping: Promise<void> | undefined;
+      const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+      p.stderr.on('data', (b: Buffer) => {
+        err += b.toString();
+        if (!stopping && [...err.matchAll(/"done":(\d+)/g)].some((m) => Number(m[1]) >= 16 << 20)) stopping = c2.stop();
+      });
+      const guard = setTimeout(() => p.kill('SIGKILL'), 120_000);
+      const code = await exited;
+      clearTimeout(guard);
+      await stopping;
+      expect(stopping).toBeDefined();
+      expect(code).toBe(8);
+      const lines = err.split('\n').filter((l) => l && !l.startsWith('{'));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^berth: .*containerd/);
+
+      c2 = await startContainerd(dir2);
+      const r = await (async () => {
+        const res = await runBerth(['copy', '--format', 'json', '--progress', 'none', 'berth.test/dying:v1', 'containerd:k8s.io/berth.test/dying:v1', '--containerd-address', c2.sock], { root, timeoutMs: 120_000 });
+        expect(res.code).toBe(0);
+        return JSON.parse(res.stdout) as Summary;
+      })();
+      expect(r.digest).toBe(img.root.digest);
+      expect(r.verified).toBe(true);
+      expect(r.sent.bytes + r.resumedBytes + r.existing.bytes).toBe(img.root.size + img.manifest.config.size + img.layers[0]!.desc.size);
+      expect((await run('ctr', ['-a', c2.sock, '-n', 'k8s.io', 'images', 'check'], { timeout: 60_000 })).stdout).toMatch(/berth\.test\/dying:v1\s.*complete \(2\/2\)/);
+    } finally {
+      await c2.stop();
+      await rm(dir2, { recursive: true, force: true }).catch(() => {});
+    }
+  }, 300_000);
+});
+
 describe('bad input: one line, documented exit code', () => {
   it('no socket, not containerd, invalid namespace, missing source, unknown transport', async () => {
     const d = await testdir();
