@@ -12,7 +12,7 @@ import type * as Grpc from '@grpc/grpc-js';
 import { BerthError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
 import type { Descriptor, Digest } from '../oci/types.js';
-import { Content, decode, encode, Images, Leases, Version, WriteAction, type Schema } from './proto.js';
+import { Content, decode, Diff, encode, Images, Leases, Snapshots, Version, WriteAction, type Schema } from './proto.js';
 
 export const DEFAULT_CONTAINERD_ADDRESS = '/run/containerd/containerd.sock';
 export const DEFAULT_NAMESPACE = 'default';
@@ -33,6 +33,14 @@ export interface ImageRecord {
   name: string;
   labels: Record<string, string>;
   target: Descriptor;
+}
+
+/** A mount containerd hands out for a snapshot. */
+export interface Mount {
+  type: string;
+  source: string;
+  target?: string;
+  options: string[];
 }
 
 interface WireDescriptor {
@@ -419,6 +427,39 @@ export class ContainerdClient {
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  // ---- snapshots and diffs (unpacking) ----
+
+  /** Whether the snapshot `key` exists in `snapshotter`. */
+  async hasSnapshot(snapshotter: string, key: string, opts: OpOptions = {}): Promise<boolean> {
+    try {
+      await this.#unary('/containerd.services.snapshots.v1.Snapshots/Stat', Snapshots.StatSnapshotRequest, Snapshots.StatSnapshotResponse, { snapshotter, key }, `snapshot ${key}`, opts);
+      return true;
+    } catch (e) {
+      if (e instanceof BerthError && e.code === 'NOT_FOUND') return false;
+      throw e;
+    }
+  }
+
+  /** An active snapshot `key` on top of `parent`; its mounts. */
+  async prepareSnapshot(snapshotter: string, key: string, parent: string, labels: Record<string, string>, opts: OpOptions = {}): Promise<Mount[]> {
+    const r = await this.#unary<{ mounts: Mount[] }>('/containerd.services.snapshots.v1.Snapshots/Prepare', Snapshots.PrepareSnapshotRequest, Snapshots.PrepareSnapshotResponse, { snapshotter, key, parent, labels }, `preparing snapshot ${key}`, opts);
+    return r.mounts;
+  }
+
+  async commitSnapshot(snapshotter: string, name: string, key: string, labels: Record<string, string>, opts: OpOptions = {}): Promise<void> {
+    await this.#unary('/containerd.services.snapshots.v1.Snapshots/Commit', Snapshots.CommitSnapshotRequest, {}, { snapshotter, name, key, labels }, `committing snapshot ${name}`, opts);
+  }
+
+  async removeSnapshot(snapshotter: string, key: string, opts: OpOptions = {}): Promise<void> {
+    await this.#unary('/containerd.services.snapshots.v1.Snapshots/Remove', Snapshots.RemoveSnapshotRequest, {}, { snapshotter, key }, `removing snapshot ${key}`, opts);
+  }
+
+  /** Apply the layer `desc` onto `mounts` (containerd decompresses and unpacks); the applied (uncompressed) descriptor. */
+  async applyDiff(desc: Descriptor, mounts: Mount[], opts: OpOptions = {}): Promise<Descriptor> {
+    const r = await this.#unary<{ applied: WireDescriptor }>('/containerd.services.diff.v1.Diff/Apply', Diff.ApplyRequest, Diff.ApplyResponse, { diff: toWire(desc), mounts }, `unpacking layer ${desc.digest}`, opts, 30 * 60_000);
+    return fromWire(r.applied);
   }
 
   // ---- images ----

@@ -77,7 +77,11 @@ export interface TargetCounts {
  */
 export class ContainerdTarget implements ContentTarget {
   readonly counts: TargetCounts = { blobsSent: 0, bytesSent: 0, bytesResumed: 0 };
-  constructor(readonly client: ContainerdClient) {}
+  /** The same containerd read as a source (after the copy). */
+  readonly source: ContainerdSource;
+  constructor(readonly client: ContainerdClient) {
+    this.source = new ContainerdSource(client);
+  }
 
   async exists(desc: Descriptor, opts: OpOptions = {}): Promise<boolean> {
     const i = await this.client.info(desc.digest, opts);

@@ -242,3 +242,20 @@ export const Version = {
   Empty,
   VersionResponse: { version: { no: 1, kind: 'string' }, revision: { no: 2, kind: 'string' } } as Schema,
 };
+
+/** containerd.types.Mount */
+const Mount: Schema = { type: { no: 1, kind: 'string' }, source: { no: 2, kind: 'string' }, target: { no: 3, kind: 'string' }, options: { no: 4, kind: 'string', repeated: true } };
+
+export const Snapshots = {
+  PrepareSnapshotRequest: { snapshotter: { no: 1, kind: 'string' }, key: { no: 2, kind: 'string' }, parent: { no: 3, kind: 'string' }, labels: { no: 4, kind: 'map' } } as Schema,
+  PrepareSnapshotResponse: { mounts: { no: 1, kind: Mount, repeated: true } } as Schema,
+  CommitSnapshotRequest: { snapshotter: { no: 1, kind: 'string' }, name: { no: 2, kind: 'string' }, key: { no: 3, kind: 'string' }, labels: { no: 4, kind: 'map' } } as Schema,
+  StatSnapshotRequest: { snapshotter: { no: 1, kind: 'string' }, key: { no: 2, kind: 'string' } } as Schema,
+  StatSnapshotResponse: { info: { no: 1, kind: { name: { no: 1, kind: 'string' }, parent: { no: 2, kind: 'string' }, kind: { no: 3, kind: 'enum' }, labels: { no: 6, kind: 'map' } } } } as Schema,
+  RemoveSnapshotRequest: { snapshotter: { no: 1, kind: 'string' }, key: { no: 2, kind: 'string' } } as Schema,
+};
+
+export const Diff = {
+  ApplyRequest: { diff: { no: 1, kind: Descriptor }, mounts: { no: 2, kind: Mount, repeated: true } } as Schema,
+  ApplyResponse: { applied: { no: 1, kind: Descriptor } } as Schema,
+};

@@ -99,6 +99,8 @@ export interface CopyImageOptions extends OpOptions, RegistryOptions {
   store?: () => Promise<ContentStore>;
   /** containerd's socket (else CONTAINERD_ADDRESS, else /run/containerd/containerd.sock). */
   containerdAddress?: string;
+  /** Into containerd: unpack the image for this snapshotter (`true`: overlayfs) after the copy. */
+  unpack?: boolean | string;
 }
 
 export interface CopyImageResult {
@@ -115,6 +117,8 @@ export interface CopyImageResult {
   resumedBytes: number;
   /** Whether the target was read back and checked (containerd). */
   verified: boolean;
+  /** With `unpack`: the snapshotter, the top chain id and how many layers were applied now. */
+  unpacked?: { snapshotter: string; chainId: string; applied: number };
 }
 
 interface Opened {
@@ -197,6 +201,7 @@ export async function copyImage(src: string, dst: string, opts: CopyImageOptions
   if (opts.signal) setMaxListeners(256, opts.signal);
   const from = parseLocation(src);
   const to = parseLocation(dst);
+  if (opts.unpack && to.transport !== 'containerd') throw new BerthError('INVALID_ARGUMENT', `--unpack needs a containerd: destination, not ${JSON.stringify(dst)}`);
   const opened = await openSource(from, opts);
   try {
     let root = strip(opened.root);
@@ -214,7 +219,7 @@ export async function copyImage(src: string, dst: string, opts: CopyImageOptions
 
     switch (to.transport) {
       case 'containerd': {
-        const { ContainerdClient, ContainerdTarget, verifyImage } = await import('../containerd/index.js');
+        const { ContainerdClient, ContainerdTarget, verifyImage, unpackImage } = await import('../containerd/index.js');
         const client = await ContainerdClient.connect({ ...(opts.containerdAddress ? { address: opts.containerdAddress } : {}), namespace: to.namespace, ...(opts.signal ? { signal: opts.signal } : {}) });
         try {
           const name = fullImageName(to.ref);
@@ -222,8 +227,17 @@ export async function copyImage(src: string, dst: string, opts: CopyImageOptions
           return await client.withLease(async () => {
             const r = await copy(opened.source, target, root, copyOpts);
             await target.finish(name, root, r.graph, opts);
-            await verifyImage(client, name, root, walkOpts);
+            const checked = await verifyImage(client, name, root, walkOpts);
+            let unpacked: CopyImageResult['unpacked'];
+            if (opts.unpack) {
+              const snapshotter = typeof opts.unpack === 'string' ? opts.unpack : 'overlayfs';
+              const m = checked.manifests.length === 1 ? checked.manifests[0]!.manifest : (await walk(target.source, root, { ...(opts.platform ? { platform: opts.platform } : {}) })).manifests[0]?.manifest;
+              if (!m) throw new BerthError('NOT_FOUND', `${src}: no manifest for this platform to unpack`);
+              const u = await unpackImage(client, m, snapshotter, opts);
+              unpacked = { snapshotter, chainId: u.chainId, applied: u.applied };
+            }
             return {
+              ...(unpacked ? { unpacked } : {}),
               ...base,
               name,
               sent: { blobs: target.counts.blobsSent, bytes: target.counts.bytesSent },

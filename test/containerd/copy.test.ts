@@ -111,6 +111,26 @@ describe('berth copy into containerd', () => {
     expect(insp.stdout).toContain(img.root.digest.slice(7, 19));
   }, 240_000);
 
+  it('--unpack unpacks for overlayfs through the snapshot and diff services; gc keeps the snapshots', async () => {
+    const r = await copyJson('berth.test/busybox:latest', 'containerd:berth-test/berth.test/unpacked:1') as Summary & { unpacked?: unknown };
+    expect(r.unpacked).toBeUndefined();
+    const res = await berth(['copy', '--format', 'json', '--progress', 'none', '--unpack', 'berth.test/busybox:latest', 'containerd:berth-test/berth.test/unpacked:1']);
+    expect(res.code).toBe(0);
+    const u = JSON.parse(res.stdout) as Summary & { unpacked: { snapshotter: string; chainId: string; applied: number } };
+    expect(u.sent.blobs).toBe(0);
+    expect(u.unpacked.snapshotter).toBe('overlayfs');
+    expect(u.unpacked.applied).toBe(1);
+    expect(await ctr('berth-test', ['images', 'check'])).toMatch(/berth\.test\/unpacked:1\s.*complete \(2\/2\).*\strue\s*$/m);
+    await ctr('berth-test', ['leases', 'create', '--id', 'berth-gc-trigger-2']);
+    await ctr('berth-test', ['leases', 'rm', '--sync', 'berth-gc-trigger-2']);
+    expect(await ctr('berth-test', ['snapshots', '--snapshotter', 'overlayfs', 'ls'])).toContain(u.unpacked.chainId);
+    // Unpacking again applies nothing.
+    const again = JSON.parse((await berth(['copy', '--format', 'json', '--progress', 'none', '--unpack', 'berth.test/busybox:latest', 'containerd:berth-test/berth.test/unpacked:1'])).stdout) as typeof u;
+    expect(again.unpacked.applied).toBe(0);
+    const out = await ctr('berth-test', ['run', '--rm', 'berth.test/unpacked:1', `berth-unpacked-${process.pid}`], 120_000);
+    expect(out).toContain('hello from berth copy');
+  }, 180_000);
+
   it('archive -> containerd streams from the file (not through the store) and labels the graph for gc', async () => {
     const d = await testdir();
     const a = await ContentStore.open(join(d, 'a'));

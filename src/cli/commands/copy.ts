@@ -21,6 +21,8 @@ export default defineCommand<{
   quiet?: boolean;
   format?: string;
   containerdAddress?: string;
+  unpack?: boolean;
+  snapshotter?: string;
   insecureRegistry?: string | string[];
   ca?: string | string[];
 }>({
@@ -35,6 +37,8 @@ export default defineCommand<{
         .option('all-platforms', { alias: 'a', type: 'boolean', describe: 'Copy every platform of an index' })
         .option('max-concurrent', { type: 'number', default: 4, describe: 'Blobs transferred at once' })
         .option('containerd-address', { type: 'string', describe: 'containerd socket (default: $CONTAINERD_ADDRESS, else /run/containerd/containerd.sock)' })
+        .option('unpack', { type: 'boolean', describe: 'Into containerd: unpack the image for the snapshotter so the first start does not pay it' })
+        .option('snapshotter', { type: 'string', default: 'overlayfs', describe: 'Snapshotter to unpack for (with --unpack)' })
         .option('format', { type: 'string', choices: ['text', 'json'], default: 'text', describe: 'Summary as text or JSON' })
         .option('quiet', { alias: 'q', type: 'boolean', describe: 'Print only the digest' }),
     ),
@@ -51,18 +55,20 @@ export default defineCommand<{
         ...(platform ? { platform } : {}),
         ...(argv.allPlatforms ? { allPlatforms: true } : {}),
         ...(argv.containerdAddress ? { containerdAddress: argv.containerdAddress } : {}),
+        ...(argv.unpack ? { unpack: argv.snapshotter ?? 'overlayfs' } : {}),
         concurrency: n,
         store: () => ctx.store(),
         signal: ctx.signal,
         onProgress: argv.quiet ? () => {} : p.onProgress,
       });
       p.done();
-      if (argv.format === 'json') return ctx.json({ name: r.name ?? null, digest: r.root.digest, mediaType: r.root.mediaType, sent: r.sent, existing: r.existing, resumedBytes: r.resumedBytes, verified: r.verified });
+      if (argv.format === 'json') return ctx.json({ name: r.name ?? null, digest: r.root.digest, mediaType: r.root.mediaType, sent: r.sent, existing: r.existing, resumedBytes: r.resumedBytes, verified: r.verified, ...(r.unpacked ? { unpacked: r.unpacked } : {}) });
       if (argv.quiet) return ctx.out(r.root.digest);
       const resumed = r.resumedBytes ? ` (${human(r.resumedBytes)} kept from an interrupted copy)` : '';
       ctx.out(
         `Copied ${r.name ?? r.root.digest} to ${argv.destination}: digest ${r.root.digest}\n` +
-          `Sent ${r.sent.blobs} blob${r.sent.blobs === 1 ? '' : 's'} (${human(r.sent.bytes)})${resumed}, ${r.existing.blobs} already there (${human(r.existing.bytes)})${r.verified ? '; verified' : ''}`,
+          `Sent ${r.sent.blobs} blob${r.sent.blobs === 1 ? '' : 's'} (${human(r.sent.bytes)})${resumed}, ${r.existing.blobs} already there (${human(r.existing.bytes)})${r.verified ? '; verified' : ''}` +
+          (r.unpacked ? `\nUnpacked for ${r.unpacked.snapshotter}: ${r.unpacked.applied} layer${r.unpacked.applied === 1 ? '' : 's'} applied, top snapshot ${r.unpacked.chainId}` : ''),
       );
     } catch (e) {
       p.done();
