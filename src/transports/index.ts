@@ -6,7 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { BerthError, fromSystemError } from '../errors.js';
-import type { ContentSource, OpOptions, ProgressEvent } from '../oci/content.js';
+import type { ContentSource, ContentTarget, OpOptions, ProgressEvent } from '../oci/content.js';
 import { copy } from '../oci/copy.js';
 import { parseManifestOrIndex } from '../oci/manifest.js';
 import { isIndex, MediaType } from '../oci/mediatype.js';
@@ -271,7 +271,17 @@ export async function copyImage(src: string, dst: string, opts: CopyImageOptions
         const { transport, done } = openTransport(opts);
         try {
           const repo = new Repository(transport, ref, { push: true, ...(tag ? { tagRoot: { digest: root.digest, tag } } : {}), transfers: opts.concurrency ?? 4 });
-          const r = await copy(opened.source, repo, root, { ...copyOpts, concurrency: (opts.concurrency ?? 4) * 2 });
+          // registry.ts counts upload bytes with a 'data' listener attached before undici reads
+          // the body: with a source stream that has data buffered already (another registry)
+          // the first chunks would be lost. Without onProgress it hands the stream over as is.
+          const target: ContentTarget = {
+            exists: (d, o) => repo.exists(d, o),
+            write: (d, content, o = {}) => {
+              const { onProgress: _p, ...rest } = o;
+              return repo.write(d, content, rest);
+            },
+          };
+          const r = await copy(opened.source, target, root, { ...copyOpts, concurrency: (opts.concurrency ?? 4) * 2 });
           if (tag && r.existing.some((d) => d.digest === root.digest)) await repo.putManifest(root, await opened.source.fetchBytes(root, opts), tag, opts);
           return { ...base, name: fullImageName(to.ref), sent: { blobs: r.copied.length, bytes: sizes(r.copied) }, existing: { blobs: r.existing.length, bytes: sizes(r.existing) }, resumedBytes: 0, verified: false };
         } finally {
