@@ -213,7 +213,9 @@ export async function copyImage(src: string, dst: string, opts: CopyImageOptions
       if (g.manifests.length !== 1) throw new BerthError('NOT_FOUND', `${src} has no manifest for the platform asked for`, { hint: 'pass --platform or --all-platforms' });
       root = strip(g.manifests[0]!.desc);
     }
-    const copyOpts = { ...walkOpts, concurrency: opts.concurrency ?? 4, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) };
+    // containerd often holds only some platforms of an index (what was pulled): copy what is there.
+    const sparse = opts.allPlatforms && from.transport === 'containerd' ? { tolerateMissing: true } : {};
+    const copyOpts = { ...walkOpts, ...sparse, concurrency: opts.concurrency ?? 4, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) };
     const sizes = (ds: Descriptor[]) => ds.reduce((n, d) => n + d.size, 0);
     const base = { source: from, destination: to, root };
 
