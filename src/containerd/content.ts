@@ -7,6 +7,7 @@
 import type { Readable } from 'node:stream';
 import { BerthError } from '../errors.js';
 import type { ContentSource, ContentTarget, OpOptions } from '../oci/content.js';
+import { mapLimit } from '../oci/copy.js';
 import { VerifyingStream, verifyBytes } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES, parseManifestOrIndex } from '../oci/manifest.js';
 import { isIndex, isManifest } from '../oci/mediatype.js';
@@ -126,9 +127,13 @@ export async function verifyImage(client: ContainerdClient, name: string, root: 
   if (!img || img.target.digest !== root.digest) throw new BerthError('INTERNAL', `containerd image ${name} does not point at ${root.digest} after the copy`);
   const src = new ContainerdSource(client);
   const graph = await walk(src, root, opts);
-  for (const n of graph.nodes) {
-    if (n.bytes) continue; // read and verified by the walk
-    if (!(await src.has(n.desc, opts))) throw new BerthError('DIGEST_MISMATCH', `containerd image ${name}: blob ${n.desc.digest} is missing or has the wrong size after the copy`);
-  }
+  // Documents were read and verified by the walk; blobs are asked for (8 at once).
+  await mapLimit(
+    graph.nodes.filter((n) => !n.bytes),
+    8,
+    async (n) => {
+      if (!(await src.has(n.desc, opts))) throw new BerthError('DIGEST_MISMATCH', `containerd image ${name}: blob ${n.desc.digest} is missing or has the wrong size after the copy`);
+    },
+  );
   return graph;
 }
