@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContentStore } from '../../src/store/store.js';
 import { parseLocation } from '../../src/transports/index.js';
 import { busyboxImage } from '../fixtures/busybox-image.js';
-import { startContainerd, type Containerd } from '../import/containerd.js';
+import { startContainerd, type Containerd } from '../kit/containerd.js';
 import { BERTH_BIN, randomImage, runBerth, testdir } from '../kit/index.js';
 
 const run = promisify(execFile);

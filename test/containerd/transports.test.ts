@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContentStore } from '../../src/store/store.js';
-import { startContainerd, type Containerd } from '../import/containerd.js';
+import { startContainerd, type Containerd } from '../kit/containerd.js';
 import { randomImage, runBerth, startRegistry, testdir, validateImage, type RandomImage, type RunningRegistry } from '../kit/index.js';
 
 const run = promisify(execFile);
