@@ -111,6 +111,27 @@ describe('berth copy into containerd', () => {
     expect(insp.stdout).toContain(img.root.digest.slice(7, 19));
   }, 240_000);
 
+  it('a rebuilt image that changed one small layer sends that layer, its config and manifest only', async () => {
+    const base = await randomImage(store, { name: 'berth.test/rebuilt:1', layers: 4, layerSize: 400_000 });
+    await copyJson('berth.test/rebuilt:1', 'containerd:berth-test/berth.test/rebuilt:1');
+    // Rebuild: the same first three layers, a new small last layer.
+    const { tarOf } = await import('../kit/index.js');
+    const { canonicalJson } = await import('../../src/oci/digest.js');
+    const { tagImage } = await import('../../src/store/images.js');
+    const tar = tarOf({ 'changed.txt': 'rebuilt: one small layer changed\n' });
+    const layer = await store.putBytes(tar);
+    const layers = [...base.manifest.layers.slice(0, 3), { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer.digest, size: layer.size }];
+    const cfgBytes = canonicalJson({ ...base.config, rootfs: { type: 'layers', diff_ids: [...base.config.rootfs.diff_ids.slice(0, 3), layer.digest] } });
+    const cfg = await store.putBytes(cfgBytes);
+    const mBytes = canonicalJson({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfg.digest, size: cfg.size }, layers });
+    const m = await store.putBytes(mBytes);
+    await tagImage(store, 'berth.test/rebuilt:2', { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m.digest, size: m.size });
+    const r = await copyJson('berth.test/rebuilt:2', 'containerd:berth-test/berth.test/rebuilt:2');
+    expect(r.sent).toEqual({ blobs: 3, bytes: layer.size + cfg.size + m.size });
+    expect(r.existing.blobs).toBe(3);
+    expect(await ctr('berth-test', ['images', 'check'])).toMatch(/berth\.test\/rebuilt:2\s.*complete \(5\/5\)/);
+  }, 120_000);
+
   it('--unpack unpacks for overlayfs through the snapshot and diff services; gc keeps the snapshots', async () => {
     const r = await copyJson('berth.test/busybox:latest', 'containerd:berth-test/berth.test/unpacked:1') as Summary & { unpacked?: unknown };
     expect(r.unpacked).toBeUndefined();
