@@ -287,7 +287,7 @@ export class ContainerdClient {
       } catch (e) {
         const err = e as BerthError;
         // The ref is still locked by a stream containerd has not yet seen die: wait a little.
-        if (attempt < 20 && err.code === 'UNAVAILABLE' && /locked|unavailable/i.test(err.message) && !opts.signal?.aborted) {
+        if (attempt < 20 && err.code === 'UNAVAILABLE' && /locked/i.test(err.message) && !opts.signal?.aborted) {
           await new Promise((r) => setTimeout(r, 250));
           continue;
         }
