@@ -20,6 +20,8 @@ let c: Containerd;
 let dir: string;
 let root: string;
 let store: ContentStore;
+/** A runnable image in the store, made once for every test here. */
+let img: Awaited<ReturnType<typeof busyboxImage>>;
 
 /** `ctr` in namespace `ns` against the private containerd. */
 async function ctr(ns: string, args: string[], timeout = 60_000): Promise<string> {
@@ -51,6 +53,7 @@ beforeAll(async () => {
   c = await startContainerd(dir);
   root = join(await testdir(), 'root');
   store = await ContentStore.open(root);
+  img = await busyboxImage(store, 'berth.test/busybox:latest', { config: { Cmd: ['echo', 'hello from berth copy'] } });
 }, 60_000);
 
 afterAll(async () => {
@@ -82,7 +85,6 @@ describe('transport names', () => {
 
 describe('berth copy into containerd', () => {
   it('copies a store image that ctr lists, checks complete and runs; a second copy sends nothing; copied back out it keeps its digest', async () => {
-    const img = await busyboxImage(store, 'berth.test/busybox:latest', { config: { Cmd: ['echo', 'hello from berth copy'] } });
     const first = await copyJson('berth.test/busybox:latest', 'containerd:k8s.io/berth.test/busybox:latest');
     expect(first.digest).toBe(img.root.digest);
     expect(first.sent.blobs).toBe(3); // manifest, config, layer
@@ -262,6 +264,10 @@ describe('bad input: one line, documented exit code', () => {
     expect(r1.code).toBe(3);
     expect(r1.stderr.trim().split('\n')).toHaveLength(1);
     expect(r1.stderr).toContain('no containerd socket at');
+    // CONTAINERD_ADDRESS (unix:// accepted) when there is no flag.
+    const r1b = await runBerth(['copy', 'berth.test/busybox:latest', 'containerd:k8s.io/x:1'], { root, env: { CONTAINERD_ADDRESS: `unix://${join(d, 'env.sock')}` } });
+    expect(r1b.code).toBe(3);
+    expect(r1b.stderr).toContain(`no containerd socket at ${join(d, 'env.sock')}`);
 
     const srv = createServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
     const fake = join(d, 'fake.sock');
