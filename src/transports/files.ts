@@ -152,7 +152,10 @@ async function readAll(e: FileEntry, cap: number, what: string): Promise<Buffer>
 /** An image found in a layout: its root and the name it carries. */
 export interface LayoutImage {
   root: Descriptor;
+  /** The image's full name, when the layout gives one. */
   name?: string;
+  /** Its `org.opencontainers.image.ref.name`. */
+  refName?: string;
 }
 
 function blobName(d: Digest): string {
@@ -217,8 +220,10 @@ export class LayoutSource implements ContentSource {
       if (index.kind !== 'index') throw new BerthError('INVALID_ARGUMENT', `${this.files.what}: index.json is not an index`);
       return index.index.manifests.map((m) => {
         const { annotations, ...root } = m;
-        const name = annotations?.[Annotation.CONTAINERD_NAME] ?? annotations?.[Annotation.REF_NAME];
-        return { root: { ...root, ...(annotations ? { annotations } : {}) }, ...(name ? { name } : {}) };
+        // ref.name is a full name (berth, containerd) or just a tag-like string (skopeo's oci:DIR:REF).
+        const refName = annotations?.[Annotation.REF_NAME];
+        const name = annotations?.[Annotation.CONTAINERD_NAME] ?? (refName?.includes('/') ? refName : undefined);
+        return { root: { ...root, ...(annotations ? { annotations } : {}) }, ...(name ? { name } : {}), ...(refName ? { refName } : {}) };
       });
     }
     const mf = await this.files.get('manifest.json');

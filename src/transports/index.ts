@@ -124,7 +124,10 @@ export interface CopyImageResult {
 interface Opened {
   source: ContentSource;
   root: Descriptor;
+  /** The image's full name at the source, when it has one. */
   name?: string;
+  /** An OCI layout's ref.name (a tag or a full name). */
+  refName?: string;
   close(): Promise<void>;
 }
 
@@ -164,7 +167,7 @@ async function openSource(loc: ImageLocation, opts: CopyImageOptions): Promise<O
     case 'docker-archive': {
       const layout = loc.transport === 'oci' ? await LayoutSource.openDir(loc.path) : await LayoutSource.openArchive(loc.path);
       const img = await layout.select(loc.ref);
-      return { source: layout, root: img.root, ...(img.name ? { name: img.name } : {}), close: none };
+      return { source: layout, root: img.root, ...(img.name ? { name: img.name } : {}), ...(img.refName ? { refName: img.refName } : {}), close: none };
     }
     case 'containerd': {
       const { ContainerdClient, ContainerdSource } = await import('../containerd/index.js');
@@ -293,8 +296,9 @@ export async function copyImage(src: string, dst: string, opts: CopyImageOptions
       case 'oci': {
         const target = new LayoutDirTarget(to.path);
         const r = await copy(opened.source, target, root, copyOpts);
-        const name = to.ref ? (safeFull(to.ref) ?? opened.name) : opened.name;
-        await target.finish(root, to.ref ?? name, name);
+        // oci:DIR:REF takes any REF (skopeo uses tags); only one with a '/' is also an image name.
+        const name = to.ref ? (to.ref.includes('/') ? safeFull(to.ref) : undefined) : opened.name;
+        await target.finish(root, to.ref ?? opened.refName ?? name, name);
         return { ...base, ...(name ? { name } : {}), sent: { blobs: r.copied.length, bytes: sizes(r.copied) }, existing: { blobs: r.existing.length, bytes: sizes(r.existing) }, resumedBytes: 0, verified: false };
       }
       case 'oci-archive':
@@ -303,8 +307,10 @@ export async function copyImage(src: string, dst: string, opts: CopyImageOptions
         try {
           // A tar takes one member at a time: blobs are read one after the other.
           const r = await copy(opened.source, target, root, { ...copyOpts, concurrency: 1 });
-          const name = to.ref ? safeFull(to.ref) : opened.name;
-          await target.finish({ root, ...(name ? { name } : {}), ...(to.ref ? { ref: to.ref } : {}), ...manifestParts(r.graph) });
+          // docker-archive:FILE:REF is an image name; oci-archive's REF is one only with a '/'.
+          const name = to.ref ? (to.transport === 'docker-archive' || to.ref.includes('/') ? safeFull(to.ref) : undefined) : opened.name;
+          const ref = to.ref ?? (to.transport === 'oci-archive' ? opened.refName : undefined);
+          await target.finish({ root, ...(name ? { name } : {}), ...(ref ? { ref } : {}), ...manifestParts(r.graph) });
           return { ...base, ...(name ? { name } : {}), sent: { blobs: r.copied.length, bytes: sizes(r.copied) }, existing: { blobs: 0, bytes: 0 }, resumedBytes: 0, verified: false };
         } catch (e) {
           await target.abort();

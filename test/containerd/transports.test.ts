@@ -78,6 +78,9 @@ describe('berth copy between transports', () => {
 
     await copy(`oci-archive:${join(d, 's.tar')}`, `oci:${join(d, 'layout')}:v1`);
     expect(await skopeoDigest(`oci:${join(d, 'layout')}:v1`)).toBe(img.root.digest);
+    // Without a REF the layout's ref.name goes along.
+    await copy(`oci:${join(d, 'layout')}:v1`, `oci-archive:${join(d, 'again.tar')}`);
+    expect(await skopeoDigest(`oci-archive:${join(d, 'again.tar')}:v1`)).toBe(img.root.digest);
     await copy(`oci:${join(d, 'layout')}:v1`, `docker-archive:${join(d, 'dk.tar')}:berth.test/dk:v1`);
     // skopeo reads docker-archive through manifest.json (its digest is of a manifest it makes).
     const layers = (await run('skopeo', ['inspect', '--format', '{{len .Layers}}', `docker-archive:${join(d, 'dk.tar')}`], { timeout: 60_000 })).stdout.trim();
