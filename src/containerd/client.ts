@@ -211,7 +211,8 @@ export class ContainerdClient {
   /**
    * Run `fn` holding a lease: everything written meanwhile (ingests, blobs) is kept from
    * containerd's gc until the lease is deleted. The lease expires by itself after `expireMs`
-   * should berth die before deleting it (its ingests stay resumable until then).
+   * should berth die before deleting it, or the copy be interrupted (its ingests stay
+   * resumable until then).
    */
   async withLease<T>(fn: () => Promise<T>, opts: OpOptions & { expireMs?: number } = {}): Promise<T> {
     if (this.#lease) return fn();
@@ -219,11 +220,17 @@ export class ContainerdClient {
     const expire = new Date(Date.now() + (opts.expireMs ?? 24 * 3600_000)).toISOString().replace(/\.\d+Z$/, 'Z');
     await this.#unary(`/containerd.services.leases.v1.Leases/Create`, Leases.CreateRequest, Leases.CreateResponse, { id, labels: { 'containerd.io/gc.expire': expire } }, 'creating a lease', opts);
     this.#lease = id;
+    let keep = false;
     try {
       return await fn();
+    } catch (e) {
+      // Interrupted (containerd went away, or the caller aborted): the lease stays until it
+      // expires, so what was written so far (ingests included) is there for the next copy.
+      keep = e instanceof BerthError && (e.code === 'UNAVAILABLE' || e.code === 'ABORTED');
+      throw e;
     } finally {
       this.#lease = undefined;
-      await this.#unary('/containerd.services.leases.v1.Leases/Delete', Leases.DeleteRequest, {}, { id }, 'deleting the lease').catch(() => {});
+      if (!keep) await this.#unary('/containerd.services.leases.v1.Leases/Delete', Leases.DeleteRequest, {}, { id }, 'deleting the lease').catch(() => {});
     }
   }
 
