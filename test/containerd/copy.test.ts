@@ -216,6 +216,32 @@ describe('berth copy into containerd', () => {
   }, 300_000);
 });
 
+describe('Ctrl-C mid-copy', () => {
+  it('exits 130 and the next copy resumes from what containerd kept', async () => {
+    const big = await randomImage(store, { name: 'berth.test/intr:v1', layers: 1, layerSize: 96 << 20, gzip: false });
+    const p = spawn(process.execPath, [BERTH_BIN, '--root', root, '--progress', 'json', 'copy', 'berth.test/intr:v1', 'containerd:k8s.io/berth.test/intr:v1', '--containerd-address', c.sock], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    let sent = false;
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    p.stderr.on('data', (b: Buffer) => {
+      err += b.toString();
+      if (!sent && [...err.matchAll(/"done":(\d+)/g)].some((m) => Number(m[1]) >= 16 << 20)) {
+        sent = true;
+        p.kill('SIGINT');
+      }
+    });
+    const guard = setTimeout(() => p.kill('SIGKILL'), 120_000);
+    const code = await exited;
+    clearTimeout(guard);
+    expect(sent).toBe(true);
+    expect(code).toBe(130);
+    const r = await copyJson('berth.test/intr:v1', 'containerd:k8s.io/berth.test/intr:v1');
+    expect(r.resumedBytes).toBeGreaterThan(0);
+    expect(r.sent.bytes + r.resumedBytes + r.existing.bytes).toBe(big.root.size + big.manifest.config.size + big.layers[0]!.desc.size);
+    expect(await ctr('k8s.io', ['images', 'check'])).toMatch(/berth\.test\/intr:v1\s.*complete \(2\/2\)/);
+  }, 240_000);
+});
+
 describe('containerd dying mid-copy', () => {
   it('berth exits non-zero with one line; after a restart the next copy finishes and the image is complete', async () => {
     const dir2 = await mkdtemp('/tmp/berth-ctrd2-');
