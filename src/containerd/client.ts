@@ -72,6 +72,11 @@ function loadGrpc(): Promise<typeof Grpc> {
   return grpcModule;
 }
 
+/** Start loading the gRPC library now (it takes a while) so connect() finds it loaded. */
+export function preloadGrpc(): void {
+  loadGrpc().catch(() => {});
+}
+
 export interface ConnectOptions {
   /** Socket path (or unix:// address); default per containerdAddress(). */
   address?: string;

@@ -205,6 +205,7 @@ export async function copyImage(src: string, dst: string, opts: CopyImageOptions
   const from = parseLocation(src);
   const to = parseLocation(dst);
   if (opts.unpack && to.transport !== 'containerd') throw new BerthError('INVALID_ARGUMENT', `--unpack needs a containerd: destination, not ${JSON.stringify(dst)}`);
+  if (from.transport === 'containerd' || to.transport === 'containerd') (await import('../containerd/index.js')).preloadGrpc();
   const opened = await openSource(from, opts);
   try {
     let root = strip(opened.root);
