@@ -323,6 +323,27 @@ describe('bad input: one line, documented exit code', () => {
     expect(r5.stderr).toContain('unknown transport');
   }, 120_000);
 
+  it('a user without access to the socket gets one line and exit 7', async () => {
+    const d = await mkdtemp('/tmp/berth-perm-');
+    try {
+      await run('chmod', ['755', d]);
+      await copyJson('berth.test/busybox:latest', `oci-archive:${join(d, 'img.tar')}`);
+      // nobody can read the archive but not reach containerd's socket (its directory is 0700).
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const p = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BERTH_BIN, '--root', join(d, 'root'), 'copy', `oci-archive:${join(d, 'img.tar')}`, 'containerd:k8s.io/x:1', '--containerd-address', c.sock], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, HOME: d } });
+        let stderr = '';
+        p.stderr.on('data', (b: Buffer) => void (stderr += b.toString()));
+        const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
+        p.once('exit', (code) => (clearTimeout(t), resolve({ code, stderr })));
+      });
+      expect(r.code).toBe(7);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain('permission denied on the containerd socket');
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('an existing target archive is replaced atomically', async () => {
     const d = await testdir();
     const f = join(d, 'exists.tar');
