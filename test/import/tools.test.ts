@@ -12,7 +12,7 @@ import { getImage } from '../../src/store/images.js';
 import { loadArchive } from '../../src/import/load.js';
 import { saveImagesToFile } from '../../src/import/save.js';
 import { randomImage, testdir, validateImage, type RandomImage } from '../kit/index.js';
-import { startContainerd, type Containerd } from './containerd.js';
+import { startContainerd, type Containerd } from '../kit/containerd.js';
 
 const run = async (cmd: string, args: string[]) => (await promisify(execFile)(cmd, args, { timeout: 60_000, maxBuffer: 64 << 20 })).stdout;
 

@@ -3,3 +3,4 @@ export { randomImage, validateImage, tarOf, type RandomImage, type RandomImageOp
 export { startRegistry, freePort, type RunningRegistry, type RegistryOptions } from './registry.js';
 export { runBerth, BERTH_BIN, type RunResult } from './cli.js';
 export { snapshotTree } from './tree.js';
+export { startContainerd, type Containerd } from './containerd.js';

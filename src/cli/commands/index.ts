@@ -21,6 +21,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'import', describe: 'Import a root filesystem tarball as an image', load: () => import('./import.js') },
   { name: 'pull', describe: 'Download an image from a registry', load: () => import('./pull.js') },
   { name: 'push', describe: 'Upload an image to a registry', load: () => import('./push.js') },
+  { name: 'copy', describe: 'Copy an image between registries, archives, OCI layouts, containerd and the store', load: () => import('./copy.js') },
   { name: 'login', describe: 'Log in to a registry', load: () => import('./login.js') },
   { name: 'logout', describe: 'Log out from a registry', load: () => import('./logout.js') },
   { name: 'system', describe: 'Manage the store (df, check, prune, info)', load: () => import('./system.js') },

@@ -7,8 +7,8 @@ const run = promisify(execFile);
 
 export interface Containerd {
   sock: string;
-  /** Run `ctr` against this containerd in namespace `berth-test`. */
-  ctr(args: string[], opts?: { timeout?: number }): Promise<string>;
+  /** Run `ctr` against this containerd in namespace `berth-test` (or `opts.namespace`). */
+  ctr(args: string[], opts?: { timeout?: number; namespace?: string }): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -38,8 +38,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
   let log = '';
   p.stderr!.on('data', (c: Buffer) => void (log = (log + c.toString()).slice(-4000)));
   const exited = new Promise<void>((r) => p.once('exit', () => r()));
-  const ctr = async (args: string[], opts: { timeout?: number } = {}) =>
-    (await run('ctr', ['-a', sock, '-n', 'berth-test', ...args], { timeout: opts.timeout ?? 30_000, maxBuffer: 16 << 20 })).stdout;
+  const ctr = async (args: string[], opts: { timeout?: number; namespace?: string } = {}) =>
+    (await run('ctr', ['-a', sock, '-n', opts.namespace ?? 'berth-test', ...args], { timeout: opts.timeout ?? 30_000, maxBuffer: 16 << 20 })).stdout;
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {
