@@ -28,8 +28,10 @@ import type { LoadResult } from './import/load.js';
 import type { SaveResult, SaveFormat } from './import/save.js';
 import type { ImportResult } from './import/rootfs.js';
 import type { PullResult, PushResult, Transport, Credentials } from './registry/index.js';
+import type { CopyImageOptions, CopyImageResult } from './transports/index.js';
 import type { Containers, ContainerInfo, ContainerRecord, LogEntry, SuperviseIO } from './run/containers.js';
 
+export type { CopyImageOptions, CopyImageResult };
 export type { ProgressEvent, OpOptions, ImageSummary, ImageView, GcResult, CheckResult, DiskUsage, SystemInfo, LoadResult, SaveResult, SaveFormat, ImportResult, PullResult, PushResult, ContainerInfo, ContainerRecord, LogEntry, Credentials };
 
 // ---- options ----
@@ -338,6 +340,16 @@ export class Berth implements AsyncDisposable {
 
   /** Push a stored image NAME[:TAG] to its registry. */
   async push(ref: string, opts: PushOptions = {}): Promise<PushResult> {
+    if (ref.startsWith('containerd:')) {
+      // `push containerd:[NS/]NAME`: the stored NAME copied into containerd (only missing blobs sent).
+      const { parseLocation } = await import('./transports/index.js');
+      const loc = parseLocation(ref);
+      const name = loc.transport === 'containerd' ? loc.ref : undefined;
+      if (!name) throw new BerthError('INVALID_ARGUMENT', `push ${JSON.stringify(ref)}: give an image name after the namespace`, { hint: 'e.g. berth push containerd:k8s.io/myapp:dev' });
+      const { concurrency, allPlatforms, signal, onProgress } = opts;
+      const r = await this.copy(name, ref, { ...(concurrency !== undefined ? { concurrency } : {}), ...(allPlatforms ? { allPlatforms } : {}), ...op({ signal, onProgress }) });
+      return { name: r.name ?? name, digest: r.root.digest, root: r.root, copied: r.sent.blobs, existing: r.existing.blobs };
+    }
     const store = await this.store();
     const { push } = await import('./registry/push.js');
     const { concurrency, allPlatforms, chunkSize, signal, onProgress, ...reg } = opts;
@@ -348,6 +360,19 @@ export class Berth implements AsyncDisposable {
       ...(chunkSize !== undefined ? { chunkSize } : {}),
       ...op({ signal, onProgress }),
     });
+  }
+
+  /**
+   * Copy an image between any two places, with skopeo's transport names: `docker://REF`,
+   * `oci:DIR[:REF]`, `oci-archive:FILE[:REF]`, `docker-archive:FILE[:REF]`,
+   * `containerd:[NAMESPACE/]REF`, and a bare `REF` or `berth:REF` for this store. Only the blobs
+   * the target lacks are sent.
+   */
+  async copy(src: string, dst: string, opts: Omit<CopyImageOptions, 'store'> & RegistrySettings = {}): Promise<CopyImageResult> {
+    const { copyImage } = await import('./transports/index.js');
+    const { insecureRegistries, caFiles, credentials, ...rest } = opts;
+    const reg = await this.#registry({ ...(insecureRegistries ? { insecureRegistries } : {}), ...(caFiles ? { caFiles } : {}), ...(credentials ? { credentials } : {}) });
+    return copyImage(src, dst, { ...reg, ...rest, store: () => this.store() });
   }
 
   /** Load every image of a docker-save or OCI archive (file, stream) or OCI layout directory. */
