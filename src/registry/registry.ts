@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { BerthError } from '../errors.js';
 import type { ContentSource, ContentTarget, OpOptions } from '../oci/content.js';
 import { parseDigest, sha256, verifyBytes, VerifyingStream } from '../oci/digest.js';
@@ -362,20 +362,28 @@ export class Repository implements ContentSource, ContentTarget {
   }
 }
 
-/** Count bytes as a stream is uploaded (progress). */
+/**
+ * Count bytes as a stream is uploaded (progress). A pass-through stage, not a 'data' listener: a
+ * listener would switch the source into flowing mode before the uploader reads it, and chunks
+ * already buffered in the source (a registry-to-registry copy) would be lost.
+ */
 function counted(s: Readable, desc: Descriptor, opts: OpOptions): Readable {
   if (!opts.onProgress) return s;
   let done = 0;
   let last = 0;
-  s.on('data', (c: Buffer) => {
-    done += c.length;
-    const now = Date.now();
-    if (now - last > 200 || done === desc.size) {
-      last = now;
-      opts.onProgress!({ type: 'blob-progress', digest: desc.digest, done, size: desc.size });
-    }
+  const t = new Transform({
+    transform(c: Buffer, _enc, cb) {
+      done += c.length;
+      const now = Date.now();
+      if (now - last > 200 || done === desc.size) {
+        last = now;
+        opts.onProgress!({ type: 'blob-progress', digest: desc.digest, done, size: desc.size });
+      }
+      cb(null, c);
+    },
   });
-  return s;
+  s.on('error', (e) => t.destroy(e));
+  return s.pipe(t);
 }
 
 /** Chunks of a blob: re-readable ranges when the source offers them, else read in order into memory. */
