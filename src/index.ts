@@ -16,7 +16,7 @@ export { Snapshotter, chainIds, type SnapshotDriver, type SnapshotInfo } from '.
 export { Runc, parseRuncVersion, runcHasSecurityFixes, type RuncOptions, type RuncState, type RuncVersion } from './run/runc.js';
 export { buildSpec, buildProcess, resolveUser, computeCaps, DEFAULT_CAPS, type RuntimeSpec, type SpecOptions } from './run/spec.js';
 export { Containers, type ContainerRecord, type ContainerState, type ContainerInfo, type CreateOptions as ContainerCreateOptions, type ExecOptions as ContainerExecOptions, type SuperviseIO, type LogEntry } from './run/containers.js';
-export { listImageSummaries, removeImage, type ImageSummary } from './store/images.js';
+export { removeImage, keepImage, listImageEntries, imageIdOf, isImageIdInput, type ImageEntry, type FoundImage, type RemoveResult } from './store/images.js';
 export { gc, check, reachable, type GcOptions, type GcResult, type CheckResult, type CheckProblem } from './store/gc.js';
-export { removeImages, pruneContent, pruneSnapshots, checkStore, diskUsage, systemInfo, containerRefs, type DiskUsage, type SystemInfo } from './system.js';
+export { removeImages, prune, pruneContent, pruneSnapshots, checkStore, diskUsage, diskBytes, systemInfo, containerRefs, containerSizes, listImageSummaries, inspectImage, imageHistory, imageUnpackedSize, unpackedLayerSize, type DiskUsage, type SystemInfo, type ImageSummary, type ImageListOptions, type PruneResult, type RemoveImagesResult, type HistoryEntry } from './system.js';
 export { Buildctl } from './build/buildctl.js';

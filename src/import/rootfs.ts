@@ -16,7 +16,7 @@ import { MediaType } from '../oci/mediatype.js';
 import { hostPlatform, normalizePlatform } from '../oci/platform.js';
 import { parseReference } from '../oci/reference.js';
 import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../oci/types.js';
-import { tagImage } from '../store/images.js';
+import { keepImage, tagImage } from '../store/images.js';
 import type { ContentStore } from '../store/store.js';
 import { applyChanges } from './changes.js';
 import { ByteCounter } from './io.js';
@@ -132,6 +132,7 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
     const root: Descriptor = { mediaType: MediaType.OCI_MANIFEST, digest: m.digest, size: m.size };
     const result: ImportResult = { root, config: configDesc, layer, diffId };
     if (name) result.name = await tagImage(store, name, root);
+    else await keepImage(store, root); // an untagged image, as docker keeps it
     return result;
   });
 }

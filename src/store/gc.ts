@@ -13,6 +13,8 @@ export interface GcOptions {
   extraRoots?: readonly Descriptor[];
   /** Report what would be removed, remove nothing. */
   dryRun?: boolean;
+  /** Only consider these digests (the blobs of an image `rmi` removed). */
+  only?: ReadonlySet<string>;
   signal?: AbortSignal;
 }
 
@@ -57,7 +59,7 @@ export async function gc(store: ContentStore, opts: GcOptions = {}): Promise<GcR
     const keep = await reachable(store, opts.extraRoots);
     for (const d of listed) {
       opts.signal?.throwIfAborted();
-      if (keep.has(d) || held.has(d)) continue;
+      if (keep.has(d) || held.has(d) || (opts.only && !opts.only.has(d))) continue;
       const p = store.blobPath(d);
       const size = await stat(p).then((s) => s.size, () => 0);
       if (!opts.dryRun) await unlink(p).catch(() => {});
@@ -67,6 +69,7 @@ export async function gc(store: ContentStore, opts: GcOptions = {}): Promise<GcR
   });
   // Temporary ingests of processes that are gone (keyed ingests stay: they are resumable).
   let ingests = 0;
+  if (opts.only) return { removed, bytes, ingests };
   for (const n of await readdir(store.ingestDir).catch(() => [] as string[])) {
     const m = /^tmp-(\d+)-/.exec(n);
     if (m && !pidAlive(Number(m[1]))) {
