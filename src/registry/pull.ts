@@ -176,7 +176,7 @@ export async function pull(store: ContentStore, input: string, opts: PullOptions
   // Each concurrent request and pipeline listens on the signal.
   if (opts.signal) setMaxListeners(256, opts.signal);
   // An image id (as docker shows it) names nothing on a registry: never ask one for it.
-  if (looksLikeDigest(input)) throw new BerthError('NOT_FOUND', `no such image: ${input}`, { hint: 'an image ID is not pulled from a registry: see berth images' });
+  if (looksLikeDigest(input)) throw new BerthError('NOT_FOUND', `no such image: ${input}`, { hint: 'an image ID names a local image only: see berth images' });
   const ref = parseReference(input);
   const { transport, done } = openTransport(opts);
   try {

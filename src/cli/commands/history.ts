@@ -3,21 +3,21 @@ import { defineCommand } from '../command.js';
 import { ago, dockerTime, FORMAT_OPTION, shortId, size } from '../format.js';
 import { renderRows } from '../gotemplate.js';
 
-export const historyCommand = defineCommand<{ image: string; noTrunc?: boolean; quiet?: boolean; format?: string; human?: boolean }>({
+export const historyCommand = defineCommand<{ image: string; trunc?: boolean; quiet?: boolean; format?: string; human?: boolean }>({
   command: 'history <image>',
   describe: 'Show the history of an image',
   builder: (y) =>
     y
       .positional('image', { type: 'string', demandOption: true })
-      .option('no-trunc', { type: 'boolean' })
+      .option('trunc', { type: 'boolean', default: true, describe: 'Truncate ids and commands (--no-trunc: full)' })
       .option('quiet', { alias: 'q', type: 'boolean' })
       .option('human', { alias: 'H', type: 'boolean', default: true, describe: 'Sizes and dates in human-readable form' })
       .option('format', FORMAT_OPTION),
   async run(argv, ctx) {
     const rows = await imageHistory(await ctx.store(), argv.image);
-    const id = (d: string) => (d === '<missing>' || argv.noTrunc ? d : shortId(d));
+    const id = (d: string) => (d === '<missing>' || (argv.trunc === false) ? d : shortId(d));
     if (argv.quiet) return ctx.out(rows.map((r) => id(r.ID)).join('\n'));
-    const trunc = (s: string) => (argv.noTrunc || s.length <= 45 ? s : s.slice(0, 44) + '…');
+    const trunc = (s: string) => ((argv.trunc === false) || s.length <= 45 ? s : s.slice(0, 44) + '…');
     const human = argv.human !== false;
     const shown = rows.map((r) => ({
       ID: id(r.ID),

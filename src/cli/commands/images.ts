@@ -9,7 +9,7 @@ export interface ImagesArgs {
   all?: boolean;
   quiet?: boolean;
   digests?: boolean;
-  noTrunc?: boolean;
+  trunc?: boolean;
   format?: string;
   filter?: string[];
 }
@@ -58,13 +58,13 @@ export const imagesCommand = defineCommand<ImagesArgs>({
       .option('all', { alias: 'a', type: 'boolean', describe: 'Show all images (berth has no intermediate images: the same list)' })
       .option('quiet', { alias: 'q', type: 'boolean', describe: 'Only show image IDs' })
       .option('digests', { type: 'boolean', describe: 'Show digests' })
-      .option('no-trunc', { type: 'boolean', describe: 'Do not truncate output' })
+      .option('trunc', { type: 'boolean', default: true, describe: 'Truncate ids (--no-trunc: full)' })
       .option('filter', { alias: 'f', type: 'string', array: true, describe: 'dangling=true|false, reference=PATTERN' })
       .option('format', FORMAT_OPTION),
   async run(argv, ctx) {
     const store = await ctx.store();
     const rows = await listImageSummaries(store, parseFilters(argv.filter, argv.repository));
-    const shown = rows.map((r) => imageRow(r, argv.noTrunc));
+    const shown = rows.map((r) => imageRow(r, (argv.trunc === false)));
     if (argv.quiet) {
       const ids = [...new Set(shown.map((r) => r.ID))];
       if (ids.length) ctx.out(ids.join('\n'));
