@@ -64,6 +64,10 @@ class Tee extends Transform {
 }
 
 
+function compressionMediaType(c: string): string {
+  return c === 'gzip' ? MediaType.OCI_LAYER_GZIP : c === 'zstd' ? MediaType.OCI_LAYER_ZSTD : MediaType.OCI_LAYER;
+}
+
 /** Import a rootfs tarball (`{path}` or `{stream}`) as a one-layer image named `name` (optional). */
 export async function importRootfs(store: ContentStore, input: { path: string } | { stream: Readable }, name: string | undefined, opts: ImportOptions = {}): Promise<ImportResult> {
   const what = opts.what ?? ('path' in input ? input.path : 'standard input');
@@ -72,11 +76,13 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
   const base = applyChanges({}, opts.changes ?? []); // validate the changes early too
   const platform = normalizePlatform(opts.platform ?? hostPlatform());
   let raw: Readable;
+  let total = 0; // unknown for a stream
   if ('path' in input) {
     const st = await stat(input.path).catch((e) => {
       throw fromSystemError(e, `import ${input.path}`);
     });
     if (!st.isFile()) throw new BerthError('INVALID_ARGUMENT', `${input.path} is not a regular file`, { hint: 'give a tarball of a root filesystem, or - for standard input' });
+    total = st.size;
     raw = createReadStream(input.path, { highWaterMark: 1 << 20 });
   } else raw = input.stream;
 
@@ -88,8 +94,8 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
     const checkTar = readTarEntries(diff ? side.pipe(diff) : side, async (_h, body) => {
       body.resume();
     }, { what, ...(opts.signal ? { signal: opts.signal } : {}) });
-    const progress = new ByteCounter(opts.onProgress ? (n) => opts.onProgress!({ type: 'blob-progress', digest: 'layer', done: n, size: 0 }) : undefined);
-    opts.onProgress?.({ type: 'blob-start', digest: 'layer', size: 0, mediaType: '' });
+    const progress = new ByteCounter(opts.onProgress ? (n) => opts.onProgress!({ type: 'blob-progress', digest: 'layer', done: n, size: total }) : undefined);
+    opts.onProgress?.({ type: 'blob-start', digest: 'layer', size: total, mediaType: compressionMediaType(compression) });
     let committed: { digest: Digest; size: number };
     try {
       const write = pipeline(stream, progress, new Tee(side as Writable), w.writable(), opts.signal ? { signal: opts.signal } : {});
@@ -109,7 +115,7 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
     const diffId = diff ? diff.digest() : committed.digest;
     opts.onProgress?.({ type: 'blob-done', digest: 'layer', size: committed.size });
     const layer: Descriptor = {
-      mediaType: compression === 'gzip' ? MediaType.OCI_LAYER_GZIP : compression === 'zstd' ? MediaType.OCI_LAYER_ZSTD : MediaType.OCI_LAYER,
+      mediaType: compressionMediaType(compression),
       digest: committed.digest,
       size: committed.size,
     };

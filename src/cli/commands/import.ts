@@ -32,7 +32,7 @@ export default defineCommand<{ file: string; reference?: string; change?: string
       p.done();
       ctx.out(r.config.digest);
     } catch (e) {
-      p.done();
+      p.done(false);
       throw e;
     }
   },

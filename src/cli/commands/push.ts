@@ -47,7 +47,7 @@ export default defineCommand<{ name: string; allPlatforms?: boolean; chunkSize?:
       p.done();
       ctx.out(argv.quiet ? r.digest : `${r.name}: digest: ${r.digest} size: ${r.root.size}`);
     } catch (e) {
-      p.done();
+      p.done(false);
       throw e;
     }
   },

@@ -24,8 +24,9 @@ export default defineCommand<{ images: string[]; output?: string; format?: strin
     try {
       if (argv.output && argv.output !== '-') await saveImagesToFile(store, images, argv.output, opts);
       else await saveImages(store, images, process.stdout, opts);
-    } catch (e) {
       p.done();
+    } catch (e) {
+      p.done(false);
       throw e;
     }
   },
