@@ -7,6 +7,7 @@ import type { Descriptor, Digest } from '../oci/types.js';
 import { walk } from '../oci/walk.js';
 import { pidAlive } from './lock.js';
 import type { ContentStore } from './store.js';
+import { variantsOf } from './variants.js';
 
 export interface GcOptions {
   /** More roots to keep (images that containers use, build cache). */
@@ -41,6 +42,21 @@ export async function reachable(store: ContentStore, extraRoots: readonly Descri
       });
     }
     for (const n of g.nodes) keep.add(n.desc.digest);
+  }
+  // Compressed variants (push, save --compress) live as long as what they were made from.
+  const variants = await variantsOf(store);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [source, vs] of variants) {
+      if (!keep.has(source)) continue;
+      for (const v of vs) {
+        if (keep.has(v.digest) || !(await store.has(v))) continue;
+        grew = true;
+        keep.add(v.digest);
+        const g = await walk(store, v, { allPlatforms: true, tolerateMissing: true }).catch(() => undefined);
+        for (const n of g?.nodes ?? []) keep.add(n.desc.digest);
+      }
+    }
   }
   return keep;
 }
