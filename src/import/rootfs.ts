@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { PassThrough, Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { decompressStream, detectCompression } from '../archive/compress.js';
+import { compressStream, decompressStream, detectCompression } from '../archive/compress.js';
 import { readTarEntries } from '../archive/tar.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
@@ -16,7 +16,10 @@ import { MediaType } from '../oci/mediatype.js';
 import { hostPlatform, normalizePlatform } from '../oci/platform.js';
 import { parseReference } from '../oci/reference.js';
 import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../oci/types.js';
+import { gc } from '../store/gc.js';
 import { keepImage, tagImage } from '../store/images.js';
+import { forgetVariantSource, compressImage } from '../store/variants.js';
+import { parseManifestOrIndex } from '../oci/manifest.js';
 import type { ContentStore } from '../store/store.js';
 import { applyChanges } from './changes.js';
 import { ByteCounter } from './io.js';
@@ -31,6 +34,10 @@ export interface ImportOptions extends OpOptions {
   created?: Date;
   /** What to call the input in messages. */
   what?: string;
+  /** Store a plain tarball's layer compressed (gzip or zstd); compressed input is kept as it is. */
+  compress?: 'gzip' | 'zstd';
+  /** gzip 1..9, zstd 1..19. */
+  compressionLevel?: number;
 }
 
 export interface ImportResult {
@@ -86,7 +93,7 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
     raw = createReadStream(input.path, { highWaterMark: 1 << 20 });
   } else raw = input.stream;
 
-  return store.withLease(async () => {
+  const { result, drop } = await store.withLease(async () => {
     const { compression, stream } = await detectCompression(raw);
     const w = await store.ingest({ resume: false });
     const side = compression === 'none' ? new PassThrough({ highWaterMark: 1 << 20 }) : decompressStream(compression, what);
@@ -135,10 +142,28 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
     const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config: configDesc, layers: [layer] };
     const mBytes = canonicalJson(manifest);
     const m = await store.putBytes(mBytes);
-    const root: Descriptor = { mediaType: MediaType.OCI_MANIFEST, digest: m.digest, size: m.size };
-    const result: ImportResult = { root, config: configDesc, layer, diffId };
+    let root: Descriptor = { mediaType: MediaType.OCI_MANIFEST, digest: m.digest, size: m.size };
+    let stored = layer;
+    if (opts.compress && compression === 'none') {
+      // The plain layer and manifest make way for their compressed variants (same config).
+      const plain = root;
+      const c = await compressImage(store, plain, {
+        format: opts.compress,
+        ...(opts.compressionLevel !== undefined ? { level: opts.compressionLevel } : {}),
+        compressor: (f, level) => compressStream(f, level),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      root = c.root;
+      const cm = parseManifestOrIndex(await store.fetchBytes(root), root);
+      if (cm.kind === 'manifest') stored = cm.manifest.layers[0]!;
+      await forgetVariantSource(store, plain, layer);
+    }
+    const result: ImportResult = { root, config: configDesc, layer: stored, diffId };
     if (name) result.name = await tagImage(store, name, root);
     else await keepImage(store, root); // an untagged image, as docker keeps it
-    return result;
+    return { result, drop: stored !== layer ? [layer.digest, m.digest] : [] };
   });
+  // The plain layer and manifest of an `import --compress` go now (outside the lease that held them).
+  if (drop.length) await gc(store, { only: new Set(drop) });
+  return result;
 }

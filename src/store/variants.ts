@@ -162,3 +162,12 @@ export async function compressImage(store: ContentStore, root: Descriptor, opts:
   };
   return store.withLease(async () => ({ root: await visit(root, 0), compressed, reused }));
 }
+
+/**
+ * Drop the records whose sources are `sources` (their plain blobs are about to go): the variants
+ * then live only by being referenced themselves (`import --compress` tags the variant).
+ */
+export async function forgetVariantSource(store: ContentStore, ...sources: Descriptor[]): Promise<void> {
+  const { unlink } = await import('node:fs/promises');
+  for (const s of sources) for (const f of ['gzip', 'zstd'] as const) await unlink(recordPath(store, s.digest, f)).catch(() => {});
+}
