@@ -16,6 +16,7 @@ import { walk } from './oci/walk.js';
 import { check, gc, reachable, type CheckResult, type GcResult } from './store/gc.js';
 import { findImage, listImageEntries, removeImage, viewImage, type ImageView } from './store/images.js';
 import type { ContentStore } from './store/store.js';
+import type { ContainerInfo } from './run/containers.js';
 
 export interface ContainerRef {
   id: string;
@@ -429,7 +430,8 @@ export interface DiskUsage {
 
 /** `system df`: blob bytes of images; disk usage (each inode once) of the other areas. */
 export async function diskUsage(store: ContentStore): Promise<DiskUsage> {
-  const count = (await listImageEntries(store)).length;
+  // Images as docker counts them: distinct images (tags of one image count once).
+  const count = new Set((await listImageEntries(store)).map((e) => e.desc.digest)).size;
   const keep = await reachable(store, await containerRoots(store));
   let all = 0;
   let reclaimable = 0;
@@ -606,3 +608,29 @@ export async function imageHistory(store: ContentStore, input: string, platform?
   if (rows[0]) rows[0].ID = v.configDesc.digest;
   return rows;
 }
+
+/** Docker's container-inspect keys (Id, Name, Image, State.Status, Config.Cmd, …) over berth's record. */
+export function containerInspect(i: ContainerInfo): Record<string, unknown> {
+  const r = i.record;
+  return {
+    Id: r.id,
+    Created: r.created,
+    Path: r.args[0] ?? '',
+    Args: r.args.slice(1),
+    State: {
+      Status: i.status,
+      Running: i.status === 'running',
+      Pid: i.status === 'running' ? (i.state.pid ?? 0) : 0,
+      ExitCode: i.state.exitCode ?? 0,
+      StartedAt: i.state.startedAt ?? '',
+      FinishedAt: i.state.finishedAt ?? '',
+      ...i.state,
+      status: i.status,
+    },
+    Image: r.image.config,
+    Name: `/${r.name}`,
+    Config: { Hostname: r.hostname, Tty: r.tty, OpenStdin: r.interactive, Cmd: r.args, Image: r.image.name ?? r.image.ref },
+    ...r,
+  };
+}
+

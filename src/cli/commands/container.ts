@@ -1,34 +1,9 @@
 import type { BerthGroup } from '../command.js';
 import { defineCommand } from '../command.js';
-import type { ContainerInfo } from '../../run/containers.js';
+import { containerInspect } from '../../system.js';
 import { FORMAT_OPTION } from '../format.js';
 import { renderValue } from '../gotemplate.js';
 import { listContainers, psBuilder } from './ps.js';
-
-/** Docker's container-inspect keys (Id, Name, Image, State.Status, Config.Cmd, …) over berth's record. */
-function containerInspect(i: ContainerInfo) {
-  const r = i.record;
-  return {
-    Id: r.id,
-    Created: r.created,
-    Path: r.args[0] ?? '',
-    Args: r.args.slice(1),
-    State: {
-      Status: i.status,
-      Running: i.status === 'running',
-      Pid: i.status === 'running' ? (i.state.pid ?? 0) : 0,
-      ExitCode: i.state.exitCode ?? 0,
-      StartedAt: i.state.startedAt ?? '',
-      FinishedAt: i.state.finishedAt ?? '',
-      ...i.state,
-      status: i.status,
-    },
-    Image: r.image.config,
-    Name: `/${r.name}`,
-    Config: { Hostname: r.hostname, Tty: r.tty, OpenStdin: r.interactive, Cmd: r.args, Image: r.image.name ?? r.image.ref },
-    ...r,
-  };
-}
 
 const ls = defineCommand<{ all?: boolean; quiet?: boolean; format?: string; trunc?: boolean; size?: boolean }>({
   command: ['ls', 'list', 'ps'],
