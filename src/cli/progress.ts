@@ -31,6 +31,7 @@ export function createProgress(mode: ProgressMode, label = '', stream: NodeJS.Wr
   let lastLine = '';
   let drawn = 0;
   let finished = false;
+  let planned = { blobs: 0, size: 0 };
   let timer: NodeJS.Timeout | undefined;
   const totals = () => {
     let size = 0;
@@ -43,7 +44,7 @@ export function createProgress(mode: ProgressMode, label = '', stream: NodeJS.Wr
       done += b.done;
       if (b.state !== 'active') finished++;
     }
-    return { size, done, finished, count: blobs.size, unknown };
+    return { size: Math.max(size, planned.size), done, finished, count: Math.max(blobs.size, planned.blobs), unknown };
   };
   const draw = () => {
     if (mode !== 'tty') return;
@@ -86,6 +87,10 @@ export function createProgress(mode: ProgressMode, label = '', stream: NodeJS.Wr
     }
     if (e.type === 'message') {
       stream.write(e.text + '\n');
+      return;
+    }
+    if (e.type === 'plan') {
+      planned = { blobs: planned.blobs + e.blobs, size: planned.size + e.size };
       return;
     }
     const b = blobs.get(e.digest) ?? { size: 'size' in e ? e.size : 0, done: 0, state: 'active' };

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { humanSize } from '../../src/cli/progress.js';
 import { ContentStore } from '../../src/store/store.js';
-import { randomImage, runBerth, tarOf, testdir } from '../kit/index.js';
+import { randomImage, runBerth, startRegistry, tarOf, testdir } from '../kit/index.js';
 
 const lines = (s: string) => s.split('\n').filter(Boolean);
 
@@ -64,5 +64,29 @@ describe('progress', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).not.toMatch(/done$/m);
     expect(lines(r.stderr).at(-1)).toMatch(/^berth: /);
+  });
+
+  it('pull and push know their totals from the first line (no jump from 0/1 to 3/3)', async () => {
+    const reg = await startRegistry();
+    try {
+      const root = await testdir();
+      const name = `${reg.host}/prog/a:1`;
+      await randomImage(await ContentStore.open(root), { name, layers: 3 });
+      let r = await runBerth(['--progress', 'plain', 'push', name], { root });
+      expect(r.code, r.stderr).toBe(0);
+      let l = checkPlain(r.stderr, 'push');
+      expect(l[0]).toMatch(/^push: \d\/5 blobs, /);
+      r = await runBerth(['--progress', 'plain', 'pull', name], { root: await testdir() });
+      expect(r.code, r.stderr).toBe(0);
+      l = checkPlain(r.stderr, 'pull');
+      for (const x of l) expect(x).toMatch(/^pull: \d\/5 blobs, /);
+      const total = l.at(-1)!.match(/, [^/]+\/(\S+), done$/)![1];
+      expect(l[0]).toMatch(new RegExp(`/${total.replace('.', '\\.')}(, done)?$`));
+      r = await runBerth(['--progress', 'json', 'pull', name], { root: await testdir() });
+      const plan = lines(r.stderr).map((x) => JSON.parse(x)).filter((e) => e.type === 'plan');
+      expect(plan).toEqual([expect.objectContaining({ type: 'plan', blobs: 5 })]);
+    } finally {
+      await reg.stop();
+    }
   });
 });
