@@ -20,3 +20,4 @@ export { removeImage, keepImage, listImageEntries, imageIdOf, isImageIdInput, ty
 export { gc, check, reachable, type GcOptions, type GcResult, type CheckResult, type CheckProblem } from './store/gc.js';
 export { removeImages, prune, pruneContent, pruneSnapshots, checkStore, diskUsage, diskBytes, systemInfo, containerRefs, containerSizes, containerInspect, listImageSummaries, inspectImage, imageHistory, imageUnpackedSize, unpackedLayerSize, type DiskUsage, type SystemInfo, type ImageSummary, type ImageListOptions, type PruneResult, type RemoveImagesResult, type HistoryEntry } from './system.js';
 export { Buildctl } from './build/buildctl.js';
+export { compressImage, findVariant, recordVariant, variantsOf, type VariantFormat, type CompressOptions, type CompressResult } from './store/variants.js';
