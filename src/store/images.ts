@@ -306,6 +306,9 @@ export async function removeImage(store: ContentStore, input: string, opts: { fo
     // Forced off an image a container runs: it stays, untagged, as docker leaves it.
     if (user) for (const r of gone) if (!ms.some((m) => m.digest === r)) ms.push(plainDesc(removedRoots.find((d) => d.digest === r)!));
   });
-  const deleted = user ? [] : [...new Set(gone.map((r) => ids.get(r) ?? (r as Digest)))];
+  // An id is deleted when no entry is left with it (another manifest of the same config keeps it).
+  const left = new Set<string>();
+  if (!user) for (const e of await listImageEntries(store)) left.add((await imageIdOf(store, e.desc)) ?? e.desc.digest);
+  const deleted = user ? [] : [...new Set(gone.map((r) => ids.get(r) ?? (r as Digest)))].filter((id) => !left.has(id));
   return { untagged: names, deleted, roots: user ? [] : removedRoots.filter((d) => gone.includes(d.digest)), digest: found.desc.digest };
 }

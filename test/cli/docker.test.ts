@@ -122,11 +122,22 @@ describe('docker habits', () => {
     }
     // a manifest digest names that manifest
     expect((await runBerth(['inspect', '-f', '{{.Digest}} {{.Id}}', mc.digest], { root })).stdout).toBe(`${mc.digest} ${id}\n`);
-    // rmi by id acts on both
-    const r = await runBerth(['rmi', id.slice(7, 19)], { root });
+    // rmi by id acts on both (here after a copy of the store: by name below)
+    const copy = await testdir();
+    execFileSync('cp', ['-a', `${root}/.`, copy]);
+    let r = await runBerth(['rmi', id.slice(7, 19)], { root: copy });
     expect(r.stdout, r.stderr).toMatch(new RegExp(`^Untagged: docker.io/library/cmp:1\\nDeleted: ${id}\\n`));
     expect(r.stdout).toContain(`Deleted: ${mc.digest}`);
     expect(r.stdout).toContain(`Deleted: ${img.root.digest}`);
+    expect(await readdir(join(copy, 'content', 'blobs', 'sha256'))).toEqual([]);
+    // by name: the tag and its manifest go; the id lives on in the other manifest
+    r = await runBerth(['rmi', 'cmp:1'], { root });
+    expect(r.stdout, r.stderr).toMatch(new RegExp(`^Untagged: docker.io/library/cmp:1\\n`));
+    expect(r.stdout).toContain(`Deleted: ${img.root.digest}`);
+    expect(r.stdout).not.toContain(`Deleted: ${id}`);
+    expect(lines((await runBerth(['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'], { root })).stdout)).toEqual([`<none>:<none> ${id.slice(7, 19)}`]);
+    r = await runBerth(['rmi', id], { root });
+    expect(r.stdout, r.stderr).toMatch(new RegExp(`^Deleted: ${id}\\n`));
     expect((await store.readIndex()).manifests).toEqual([]);
     expect(await store.listBlobs()).toEqual([]);
   });
