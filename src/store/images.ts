@@ -272,7 +272,7 @@ export interface RemoveResult {
  */
 export async function removeImage(store: ContentStore, input: string, opts: { force?: boolean; inUse?: (digest: string) => Promise<string | undefined> } = {}): Promise<RemoveResult> {
   const found = await findImage(store, input);
-  const targets = found.by === 'name' ? found.entries : found.entries;
+  const targets = found.entries;
   if (targets.length === 0) throw new BerthError('NOT_FOUND', `no such image: ${input}`, { hint: 'see berth images' });
   const names = [...new Set(targets.flatMap((t) => (t.name ? [t.name] : [])))];
   if (found.by !== 'name' && names.length > 1 && !opts.force) {
