@@ -105,11 +105,13 @@ export async function unpackedLayerSize(store: ContentStore, layer: Descriptor):
     await fh.close();
   }
   let n = 0;
-  await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), decompressStream(comp, `layer ${layer.digest}`), async function* (src: AsyncIterable<Buffer>) {
+  const counted = await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), decompressStream(comp, `layer ${layer.digest}`), async function* (src: AsyncIterable<Buffer>) {
     for await (const c of src) n += c.length;
-  }).catch(() => {
-    n = layer.size;
-  });
+  }).then(
+    () => true,
+    () => false,
+  );
+  if (!counted) return layer.size; // unreadable: the stored size, not remembered
   await mkdir(join(store.root, 'sizes'), { recursive: true }).catch(() => {});
   const tmp = `${cache}.tmp-${process.pid}`;
   await writeFile(tmp, String(n)).then(() => rename(tmp, cache)).catch(() => {});
