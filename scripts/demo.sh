@@ -22,7 +22,7 @@ berth import --change 'CMD ["sh"]' --change 'ENV GREETING=hello' "$work/rootfs.t
 echo "== berth images"
 berth images
 echo "== berth inspect demo/busybox (config)"
-berth inspect demo/busybox | node -e 'const [i]=JSON.parse(require("fs").readFileSync(0,"utf8")); console.log(JSON.stringify({Id:i.Id,Os:i.Os,Architecture:i.Architecture,Cmd:i.Config.config.Cmd,Env:i.Config.config.Env}))'
+berth inspect demo/busybox | node -e 'const [i]=JSON.parse(require("fs").readFileSync(0,"utf8")); console.log(JSON.stringify({Id:i.Id,Os:i.Os,Architecture:i.Architecture,Cmd:i.Config.Cmd,Env:i.Config.Env}))'
 echo "== berth save | berth load"
 berth save -o "$work/demo.tar" demo/busybox:latest
 berth rmi demo/busybox:latest

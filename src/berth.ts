@@ -21,9 +21,9 @@ import { BerthError, isBerthError } from './errors.js';
 import type { OpOptions, ProgressEvent } from './oci/content.js';
 import type { Descriptor, Digest, ImageConfig, Platform } from './oci/types.js';
 import type { ContentStore } from './store/store.js';
-import type { ImageSummary, ImageView } from './store/images.js';
+import type { ImageView } from './store/images.js';
 import type { GcResult, CheckResult } from './store/gc.js';
-import type { DiskUsage, SystemInfo } from './system.js';
+import type { DiskUsage, SystemInfo, ImageSummary, ImageListOptions, RemoveImagesResult } from './system.js';
 import type { LoadResult } from './import/load.js';
 import type { SaveResult, SaveFormat } from './import/save.js';
 import type { ImportResult } from './import/rootfs.js';
@@ -32,7 +32,7 @@ import type { CopyImageOptions, CopyImageResult } from './transports/index.js';
 import type { Containers, ContainerInfo, ContainerRecord, LogEntry, SuperviseIO } from './run/containers.js';
 
 export type { CopyImageOptions, CopyImageResult };
-export type { ProgressEvent, OpOptions, ImageSummary, ImageView, GcResult, CheckResult, DiskUsage, SystemInfo, LoadResult, SaveResult, SaveFormat, ImportResult, PullResult, PushResult, ContainerInfo, ContainerRecord, LogEntry, Credentials };
+export type { ProgressEvent, OpOptions, ImageSummary, ImageListOptions, RemoveImagesResult, ImageView, GcResult, CheckResult, DiskUsage, SystemInfo, LoadResult, SaveResult, SaveFormat, ImportResult, PullResult, PushResult, ContainerInfo, ContainerRecord, LogEntry, Credentials };
 
 // ---- options ----
 
@@ -158,6 +158,11 @@ export interface PushOptions extends RegistryCallOptions {
   allPlatforms?: boolean;
   /** Upload blobs above this size in PATCH chunks of it (default 64 MiB). */
   chunkSize?: number;
+  /** Uncompressed layers go up compressed (default gzip, as docker does); 'none' sends them as stored. */
+  compression?: 'gzip' | 'zstd' | 'none';
+  compressionLevel?: number;
+  /** Push the local image `source` under the pushed name (default: the same name). */
+  source?: string;
 }
 
 /** An archive: a file path, a readable stream, or an OCI layout directory. */
@@ -230,7 +235,7 @@ export interface ImageHandle {
    * needs `force` when there are several). Refused while a container uses it, unless `force`.
    * The content goes with the next `prune`.
    */
-  remove(opts?: { force?: boolean }): Promise<{ untagged: string[]; digest: Digest }>;
+  remove(opts?: { force?: boolean }): Promise<RemoveImagesResult>;
 }
 
 /** A container, found by full ID, name or a unique ID prefix. */
@@ -352,8 +357,11 @@ export class Berth implements AsyncDisposable {
     }
     const store = await this.store();
     const { push } = await import('./registry/push.js');
-    const { concurrency, allPlatforms, chunkSize, signal, onProgress, ...reg } = opts;
+    const { concurrency, allPlatforms, chunkSize, compression, compressionLevel, source, signal, onProgress, ...reg } = opts;
     return push(store, ref, {
+      ...(compression ? { compression } : {}),
+      ...(compressionLevel !== undefined ? { compressionLevel } : {}),
+      ...(source ? { source } : {}),
       ...(await this.#registry(reg)),
       ...(concurrency !== undefined ? { concurrency } : {}),
       ...(allPlatforms ? { allPlatforms } : {}),
@@ -406,11 +414,11 @@ export class Berth implements AsyncDisposable {
     });
   }
 
-  /** One row per tag (docker's `images`). */
-  async images(): Promise<ImageSummary[]> {
+  /** One row per tag, untagged images as `<none>` (docker's `images`, with docker's keys). */
+  async images(opts: ImageListOptions = {}): Promise<ImageSummary[]> {
     const store = await this.store();
-    const { listImageSummaries } = await import('./store/images.js');
-    return listImageSummaries(store);
+    const { listImageSummaries } = await import('./system.js');
+    return listImageSummaries(store, opts);
   }
 
   /** Find an image by name, ID or digest: NOT_FOUND when the store has no such image. */

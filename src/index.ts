@@ -28,6 +28,8 @@ export type {
   ImageHandle,
   ContainerHandle,
   ImageSummary,
+  ImageListOptions,
+  RemoveImagesResult,
   ImageView,
   GcResult,
   CheckResult,

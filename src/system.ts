@@ -1,14 +1,22 @@
 /**
- * Operations that span rooms: removing images that containers may use, whole-root garbage
- * collection, disk usage and environment information. The CLI calls these; they never print.
+ * Operations that span rooms: docker's views of images (summaries, inspect, sizes), removing
+ * images that containers may use, whole-root garbage collection, disk usage and environment
+ * information. The CLI calls these; they never print.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { lstat, mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Descriptor } from './oci/types.js';
+import { pipeline } from 'node:stream/promises';
+import { decompressStream } from './archive/compress.js';
+import { layerCompression } from './oci/mediatype.js';
+import { formatPlatform } from './oci/platform.js';
+import { familiarName, familiarString, parseReference } from './oci/reference.js';
+import type { Descriptor, Digest, Platform } from './oci/types.js';
 import { walk } from './oci/walk.js';
 import { check, gc, reachable, type CheckResult, type GcResult } from './store/gc.js';
-import { listImageSummaries, removeImage } from './store/images.js';
+import { findImage, listImageEntries, removeImage, viewImage, type ImageView } from './store/images.js';
 import type { ContentStore } from './store/store.js';
+import type { ContainerInfo } from './run/containers.js';
 
 export interface ContainerRef {
   id: string;
@@ -32,22 +40,297 @@ export async function containerRefs(root: string): Promise<ContainerRef[]> {
   }));
 }
 
-/** `rmi`: refuse while a container uses the image unless forced. */
-export async function removeImages(store: ContentStore, names: readonly string[], opts: { force?: boolean } = {}) {
-  const refs = await containerRefs(store.root);
-  const inUse = async (digest: string) => {
-    // A container records the manifest it ran; the name may point at an index above it.
-    const size = await store.blobSize(digest as Descriptor['digest']);
-    const under = new Set<string>([digest]);
-    if (size !== undefined) {
-      const g = await walk(store, { mediaType: '', digest: digest as Descriptor['digest'], size }, { allPlatforms: true, tolerateMissing: true }).catch(() => undefined);
-      for (const n of g?.nodes ?? []) under.add(n.desc.digest);
+/**
+ * One row of `berth images`, with docker's keys (values raw: bytes, ISO times, full digests; the
+ * CLI renders them as docker does).
+ */
+export interface ImageSummary {
+  /** Docker's image id: the config digest of this host's image (else the root digest). */
+  ID: Digest;
+  /** Familiar repository (`alpine`, `host:5000/app`), `<none>` when untagged. */
+  Repository: string;
+  Tag: string;
+  /** The root (manifest or index) digest: what the name points at and what a registry calls it. */
+  Digest: Digest;
+  CreatedAt?: string;
+  /** Unpacked size, as docker shows it: the uncompressed layers. */
+  Size: number;
+  /** Bytes in the content store (manifest, config, layers as stored). */
+  ContentSize: number;
+  /** Full normalised name, absent when untagged. */
+  Name?: string;
+  Dangling: boolean;
+  MediaType: string;
+  Platform?: string;
+}
+
+/** Which rows `listImageSummaries` returns. */
+export interface ImageListOptions {
+  /** `dangling=true`: only untagged images; false: only tagged ones. */
+  dangling?: boolean;
+  /** Only these repositories (`alpine`, `alpine:3`, globs `app/*` as docker's `reference=`). */
+  reference?: readonly string[];
+}
+
+/**
+ * Uncompressed size of a layer blob: the blob size when plain; the gzip trailer (ISIZE) when it
+ * is plausible; the zstd frame's content size when written; else decompressed once and counted,
+ * remembered under `<root>/sizes/`.
+ */
+export async function unpackedLayerSize(store: ContentStore, layer: Descriptor): Promise<number> {
+  const comp = layerCompression(layer.mediaType) ?? 'none';
+  if (comp === 'none') return layer.size;
+  const cache = join(store.root, 'sizes', layer.digest.slice(7));
+  const cached = Number(await readFile(cache, 'utf8').catch(() => 'NaN'));
+  if (Number.isSafeInteger(cached) && cached >= 0) return cached;
+  const path = store.blobPath(layer.digest);
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return layer.size;
+  try {
+    const st = await fh.stat();
+    if (comp === 'gzip' && st.size >= 18 && st.size < 2 ** 31) {
+      const b = Buffer.alloc(4);
+      await fh.read(b, 0, 4, st.size - 4);
+      const isize = b.readUInt32LE(0);
+      // Below 4 GiB uncompressed, one gzip member: the trailer is exact.
+      if (isize >= st.size / 2 || (isize > 0 && st.size < 1 << 20)) return isize;
     }
-    const c = refs.find((r) => r.imageDigest && under.has(r.imageDigest));
-    return c ? (c.name ?? c.id.slice(0, 12)) : undefined;
+    if (comp === 'zstd') {
+      const h = Buffer.alloc(18);
+      await fh.read(h, 0, 18, 0);
+      const fcs = zstdContentSize(h);
+      if (fcs !== undefined) return fcs;
+    }
+  } finally {
+    await fh.close();
+  }
+  let n = 0;
+  const counted = await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), decompressStream(comp, `layer ${layer.digest}`), async function* (src: AsyncIterable<Buffer>) {
+    for await (const c of src) n += c.length;
+  }).then(
+    () => true,
+    () => false,
+  );
+  if (!counted) return layer.size; // unreadable: the stored size, not remembered
+  await mkdir(join(store.root, 'sizes'), { recursive: true }).catch(() => {});
+  const tmp = `${cache}.tmp-${process.pid}`;
+  await writeFile(tmp, String(n)).then(() => rename(tmp, cache)).catch(() => {});
+  return n;
+}
+
+/** The Frame_Content_Size of a zstd frame header, when the header carries it. */
+function zstdContentSize(h: Buffer): number | undefined {
+  if (h.readUInt32LE(0) !== 0xfd2fb528) return undefined;
+  const fhd = h[4]!;
+  const fcsFlag = fhd >> 6;
+  const single = (fhd >> 5) & 1;
+  const dictFlag = fhd & 3;
+  if (fcsFlag === 0 && !single) return undefined;
+  let off = 5 + (single ? 0 : 1) + [0, 1, 2, 4][dictFlag]!;
+  switch (fcsFlag) {
+    case 0:
+      return h[off]!;
+    case 1:
+      return h.readUInt16LE(off) + 256;
+    case 2:
+      return h.readUInt32LE(off);
+    default: {
+      const v = h.readBigUInt64LE(off);
+      return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined;
+    }
+  }
+}
+
+/** Unpacked size of an image (docker's SIZE): the sum of its uncompressed layers. */
+export async function imageUnpackedSize(store: ContentStore, v: ImageView): Promise<number> {
+  let n = 0;
+  for (const l of v.manifest.layers) n += await unpackedLayerSize(store, l);
+  return n;
+}
+
+function matchesReference(name: string, patterns: readonly string[]): boolean {
+  let ref;
+  try {
+    ref = parseReference(name);
+  } catch {
+    return false;
+  }
+  const familiar = familiarString({ domain: ref.domain, path: ref.path });
+  return patterns.some((p) => {
+    const [repoPat, tagPat] = p.includes(':') && p.lastIndexOf(':') > p.lastIndexOf('/') ? [p.slice(0, p.lastIndexOf(':')), p.slice(p.lastIndexOf(':') + 1)] : [p, undefined];
+    const glob = (pat: string, v: string) => new RegExp('^' + pat.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '.') + '$').test(v);
+    const repoOk = glob(repoPat, familiar) || glob(repoPat, `${ref.domain}/${ref.path}`);
+    return repoOk && (tagPat === undefined || glob(tagPat, ref.tag ?? ''));
+  });
+}
+
+/** One row per tag and one per untagged image, for `berth images`; newest first. */
+export async function listImageSummaries(store: ContentStore, opts: ImageListOptions = {}): Promise<ImageSummary[]> {
+  const out: ImageSummary[] = [];
+  for (const e of await listImageEntries(store)) {
+    if (opts.dangling === true && e.name) continue;
+    if (opts.dangling === false && !e.name) continue;
+    if (opts.reference && (!e.name || !matchesReference(e.name, opts.reference))) continue;
+    let repository = e.name ?? '<none>';
+    let tag = '<none>';
+    if (e.name) {
+      try {
+        const ref = parseReference(e.name);
+        repository = familiarString({ domain: ref.domain, path: ref.path });
+        tag = ref.tag ?? '<none>';
+      } catch {
+        /* names written by other tools may not parse: show them as they are */
+      }
+    }
+    const row: ImageSummary = {
+      ID: e.desc.digest,
+      Repository: repository,
+      Tag: tag,
+      Digest: e.desc.digest,
+      Size: e.desc.size,
+      ContentSize: e.desc.size,
+      ...(e.name ? { Name: e.name } : {}),
+      Dangling: !e.name,
+      MediaType: e.desc.mediaType,
+    };
+    try {
+      const v = await viewImage(store, e.desc);
+      row.ID = v.configDesc.digest;
+      if (v.config.created) row.CreatedAt = v.config.created;
+      row.Platform = formatPlatform({ os: v.config.os, architecture: v.config.architecture, ...(v.config.variant ? { variant: v.config.variant } : {}) });
+      row.ContentSize = (e.desc.digest === v.manifestDesc.digest ? 0 : e.desc.size) + v.manifestDesc.size + v.configDesc.size + v.manifest.layers.reduce((a, l) => a + l.size, 0);
+      row.Size = await imageUnpackedSize(store, v);
+    } catch {
+      /* an image of another platform only, or a broken one: listed with what is known */
+    }
+    out.push(row);
+  }
+  out.sort((a, b) => (b.CreatedAt ?? '').localeCompare(a.CreatedAt ?? '') || (a.Name ?? '\uffff').localeCompare(b.Name ?? '\uffff'));
+  return out;
+}
+
+/**
+ * `docker image inspect`'s shape for one image, with berth's fields added after docker's:
+ * `Name`, `Digest` (root), `ManifestDigest`, `MediaType`, `ContentSize`, `ImageConfig` (the raw
+ * OCI config) and `Manifest`.
+ */
+export async function inspectImage(store: ContentStore, input: string, platform?: Platform): Promise<Record<string, unknown>> {
+  const found = await findImage(store, input);
+  const v = await viewImage(store, found.desc, platform);
+  const entries = (await listImageEntries(store)).filter((e) => e.desc.digest === found.desc.digest);
+  const repoTags: string[] = [];
+  const repoDigests: string[] = [];
+  for (const e of entries) {
+    if (!e.name) continue;
+    try {
+      const ref = parseReference(e.name);
+      repoTags.push(familiarString(ref));
+      const rd = `${familiarName(ref)}@${found.desc.digest}`;
+      if (!repoDigests.includes(rd)) repoDigests.push(rd);
+    } catch {
+      repoTags.push(e.name);
+    }
+  }
+  const c = v.config.config ?? {};
+  const history = v.config.history ?? [];
+  return {
+    Id: v.configDesc.digest,
+    RepoTags: repoTags,
+    RepoDigests: repoDigests,
+    Parent: '',
+    Comment: history.length ? (history[history.length - 1]!.comment ?? '') : '',
+    Created: v.config.created ?? '',
+    DockerVersion: '',
+    Author: v.config.author ?? '',
+    Config: {
+      Hostname: '',
+      Domainname: '',
+      User: c.User ?? '',
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      ...(c.ExposedPorts ? { ExposedPorts: c.ExposedPorts } : {}),
+      Tty: false,
+      OpenStdin: false,
+      StdinOnce: false,
+      Env: c.Env ?? null,
+      Cmd: c.Cmd ?? null,
+      Image: '',
+      Volumes: c.Volumes ?? null,
+      WorkingDir: c.WorkingDir ?? '',
+      Entrypoint: c.Entrypoint ?? null,
+      OnBuild: (c as { OnBuild?: string[] }).OnBuild ?? null,
+      Labels: c.Labels ?? null,
+      ...(c.StopSignal ? { StopSignal: c.StopSignal } : {}),
+    },
+    Architecture: v.config.architecture,
+    ...(v.config.variant ? { Variant: v.config.variant } : {}),
+    Os: v.config.os,
+    Size: await imageUnpackedSize(store, v),
+    RootFS: { Type: 'layers', Layers: v.config.rootfs.diff_ids },
+    Metadata: { LastTagTime: '' },
+    Descriptor: { mediaType: found.desc.mediaType || v.manifestDesc.mediaType, digest: found.desc.digest, size: found.desc.size },
+    // berth's own fields
+    Name: v.name ?? found.record?.name ?? null,
+    Digest: found.desc.digest,
+    ManifestDigest: v.manifestDesc.digest,
+    MediaType: found.desc.mediaType || v.manifestDesc.mediaType,
+    ContentSize: v.manifestDesc.size + v.configDesc.size + v.manifest.layers.reduce((a, l) => a + l.size, 0),
+    ImageConfig: v.config,
+    Manifest: v.manifest,
   };
-  const results = [];
-  for (const n of names) results.push(await removeImage(store, n, { ...(opts.force ? { force: true } : {}), inUse }));
+}
+
+/** The digests of every blob under `roots` (all platforms, missing children tolerated). */
+async function graphDigests(store: ContentStore, roots: readonly Descriptor[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const r of roots) {
+    const g = await walk(store, r, { allPlatforms: true, tolerateMissing: true }).catch(() => undefined);
+    for (const n of g?.nodes ?? [{ desc: r }]) out.add(n.desc.digest);
+  }
+  return out;
+}
+
+/** Which container (name or short id) runs something under `digest`, if any. */
+async function inUseBy(store: ContentStore, refs: readonly ContainerRef[], digest: string): Promise<string | undefined> {
+  // A container records the manifest it ran; the name may point at an index above it.
+  const size = await store.blobSize(digest as Digest);
+  const under = size === undefined ? new Set<string>([digest]) : await graphDigests(store, [{ mediaType: '', digest: digest as Digest, size }]);
+  const c = refs.find((r) => r.imageDigest && under.has(r.imageDigest));
+  return c ? (c.name ?? c.id.slice(0, 12)) : undefined;
+}
+
+/** What `rmi` did for one argument, in docker's words. */
+export interface RemoveImagesResult {
+  input: string;
+  /** Names removed (full normalised). */
+  untagged: string[];
+  /** Image ids deleted, then the blobs that went with them. */
+  deleted: string[];
+  /** Bytes of the blobs deleted. */
+  bytes: number;
+}
+
+/**
+ * `rmi`: untag, and delete an image when its last name goes (or by id): its blobs that no other
+ * image, container or in-flight operation uses are removed at once. Refused while a container
+ * uses the image, unless forced (then the image stays, untagged).
+ */
+export async function removeImages(store: ContentStore, names: readonly string[], opts: { force?: boolean } = {}): Promise<RemoveImagesResult[]> {
+  const refs = await containerRefs(store.root);
+  const results: RemoveImagesResult[] = [];
+  for (const n of names) {
+    const r = await removeImage(store, n, { ...(opts.force ? { force: true } : {}), inUse: (d) => inUseBy(store, refs, d) });
+    const deleted: string[] = [...r.deleted];
+    let bytes = 0;
+    if (r.roots.length > 0) {
+      const only = await graphDigests(store, r.roots);
+      const g = await gc(store, { extraRoots: await containerRoots(store), only });
+      for (const d of g.removed) if (!deleted.includes(d)) deleted.push(d);
+      bytes = g.bytes;
+    }
+    results.push({ input: n, untagged: r.untagged, deleted, bytes });
+  }
   return results;
 }
 
@@ -64,6 +347,45 @@ async function containerRoots(store: ContentStore): Promise<Descriptor[]> {
   return out;
 }
 
+export interface PruneResult extends GcResult {
+  /** Untagged images removed (their ids). */
+  images: string[];
+  /** Unpacked layers removed (`system prune`) and their bytes (inodes counted once). */
+  snapshots: string[];
+  snapshotBytes: number;
+  /** Everything reclaimed: blobs plus snapshots. */
+  reclaimed: number;
+}
+
+/**
+ * `image prune`: untagged images no container uses go (docker's dangling images), then every
+ * blob nothing reaches. With `snapshots` (`system prune`), unpacked layers no image or
+ * container uses go too, and their bytes count in `reclaimed`.
+ */
+export async function prune(store: ContentStore, opts: { dryRun?: boolean; snapshots?: boolean; signal?: AbortSignal } = {}): Promise<PruneResult> {
+  const refs = await containerRefs(store.root);
+  const images: string[] = [];
+  for (const e of await listImageEntries(store)) {
+    if (e.name || (await inUseBy(store, refs, e.desc.digest))) continue;
+    const id = (await viewImage(store, e.desc).catch(() => undefined))?.configDesc.digest ?? e.desc.digest;
+    images.push(id);
+    if (!opts.dryRun) await store.updateIndex((ms) => {
+      const i = ms.findIndex((m) => m.digest === e.desc.digest && !m.annotations?.['io.containerd.image.name'] && !m.annotations?.['org.opencontainers.image.ref.name']);
+      if (i !== -1) ms.splice(i, 1);
+    });
+  }
+  const r = await pruneContent(store, opts);
+  let snapshots: string[] = [];
+  let snapshotBytes = 0;
+  if (opts.snapshots && !opts.dryRun) {
+    const seen = new Set<string>();
+    snapshots = await pruneSnapshots(store, async (_n, dir) => {
+      snapshotBytes += await diskBytes(dir, seen);
+    });
+  }
+  return { ...r, images, snapshots, snapshotBytes, reclaimed: r.bytes + snapshotBytes };
+}
+
 /** Collect unreferenced blobs (keeping what containers use). */
 export async function pruneContent(store: ContentStore, opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<GcResult> {
   return gc(store, { extraRoots: await containerRoots(store), ...opts });
@@ -73,18 +395,30 @@ export async function checkStore(store: ContentStore, opts: { signal?: AbortSign
   return check(store, opts);
 }
 
-async function du(path: string, limit = 2_000_000): Promise<number> {
+/**
+ * Disk usage under `path` as `du -sx --block-size=1` reports it: allocated blocks of every
+ * file, directory and link (lstat: links are not followed), each inode once (hard links and
+ * inodes already in `seen` are not counted again), not crossing into other filesystems
+ * (mounted container roots).
+ */
+export async function diskBytes(path: string, seen: Set<string> = new Set(), limit = 5_000_000): Promise<number> {
   let total = 0;
-  let seen = 0;
-  const walk = async (p: string): Promise<void> => {
-    if (++seen > limit) return;
-    const st = await stat(p).catch(() => undefined);
-    if (!st) return;
-    total += st.isDirectory() ? 0 : st.blocks * 512 || st.size;
-    if (st.isDirectory()) for (const n of await readdir(p).catch(() => [] as string[])) await walk(join(p, n));
-  };
-  // lstat semantics would be better for snapshot trees; stat of links counts their targets at most once here.
-  await walk(path);
+  let count = 0;
+  const top = await lstat(path).catch(() => undefined);
+  if (!top) return 0;
+  const stack: string[] = [path];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    if (++count > limit) break;
+    const st = p === path ? top : await lstat(p).catch(() => undefined);
+    if (!st || st.dev !== top.dev) continue;
+    const key = `${st.dev}:${st.ino}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      total += st.blocks * 512;
+    }
+    if (st.isDirectory()) for (const n of await readdir(p).catch(() => [] as string[])) stack.push(join(p, n));
+  }
   return total;
 }
 
@@ -96,9 +430,10 @@ export interface DiskUsage {
   buildCache: { size: number };
 }
 
-/** `system df`. */
+/** `system df`: blob bytes of images; disk usage (each inode once) of the other areas. */
 export async function diskUsage(store: ContentStore): Promise<DiskUsage> {
-  const rows = await listImageSummaries(store);
+  // Images as docker counts them: distinct images (tags of one image count once).
+  const count = new Set((await listImageEntries(store)).map((e) => e.desc.digest)).size;
   const keep = await reachable(store, await containerRoots(store));
   let all = 0;
   let reclaimable = 0;
@@ -109,12 +444,38 @@ export async function diskUsage(store: ContentStore): Promise<DiskUsage> {
   }
   const containers = await containerRefs(store.root);
   return {
-    images: { count: rows.length, size: all, reclaimable },
-    containers: { count: containers.length, size: await du(join(store.root, 'containers')) },
-    snapshots: { size: await du(join(store.root, 'snapshots')) },
-    ingest: { size: await du(store.ingestDir) },
-    buildCache: { size: await du(join(store.root, 'cache')) },
+    images: { count, size: all, reclaimable },
+    containers: { count: containers.length, size: await diskBytes(join(store.root, 'containers')) },
+    snapshots: { size: await diskBytes(join(store.root, 'snapshots')) },
+    ingest: { size: await diskBytes(store.ingestDir) },
+    buildCache: { size: await diskBytes(join(store.root, 'cache')) },
   };
+}
+
+/** `ps -s`: a container's writable layer on disk and its image's unpacked size. */
+export async function containerSizes(root: string, store: ContentStore): Promise<Map<string, { rw: number; rootFs: number }>> {
+  const { Snapshotter } = await import('./snapshot/index.js');
+  const snap = await Snapshotter.open(root);
+  const out = new Map<string, { rw: number; rootFs: number }>();
+  for (const c of await containerRefs(root)) {
+    let rw = 0;
+    if (c.snapshotKey) {
+      const dir = snap.pathOf('active', c.snapshotKey);
+      const upper = join(dir, 'upper');
+      rw = await diskBytes(upper).then((n) => n, () => 0);
+      if (rw === 0) rw = await diskBytes(join(dir, 'fs'));
+    }
+    let image = 0;
+    if (c.imageDigest && /^sha256:[a-f0-9]{64}$/.test(c.imageDigest)) {
+      const size = await store.blobSize(c.imageDigest as Digest);
+      if (size !== undefined) {
+        const v = await viewImage(store, { mediaType: '', digest: c.imageDigest as Digest, size }).catch(() => undefined);
+        if (v) image = await imageUnpackedSize(store, v);
+      }
+    }
+    out.set(c.id, { rw, rootFs: rw + image });
+  }
+  return out;
 }
 
 export interface SystemInfo {
@@ -125,17 +486,37 @@ export interface SystemInfo {
   kernel: string;
   node: string;
   platform: string;
+  // docker info's keys, for `--format '{{.Images}}'` and the like
+  Images: number;
+  Containers: number;
+  ContainersRunning: number;
+  ContainersStopped: number;
+  DockerRootDir: string;
+  Driver: string;
+  KernelVersion: string;
+  OperatingSystem: string;
+  OSType: string;
+  Architecture: string;
+  NCPU: number;
+  MemTotal: number;
+  Name: string;
 }
 
 /** `info`: where the store is, how big, and which runtimes were found. */
 export async function systemInfo(store: ContentStore, signal?: AbortSignal): Promise<SystemInfo> {
-  const { release } = await import('node:os');
+  const { release, cpus, totalmem, hostname, arch } = await import('node:os');
   const { formatPlatform, hostPlatform } = await import('./oci/platform.js');
   const { Buildctl } = await import('./build/buildctl.js');
   const blobs = await store.listBlobs();
   let bytes = 0;
   for (const d of blobs) bytes += (await store.blobSize(d)) ?? 0;
-  const images = (await store.listImages()).length;
+  const images = (await listImageEntries(store)).length;
+  const { Containers } = await import('./run/containers.js');
+  const list = await (await Containers.open(store.root)).list().catch(() => []);
+  const running = list.filter((c) => c.status === 'running').length;
+  const { Snapshotter } = await import('./snapshot/index.js');
+  const driver = await (await Snapshotter.open(store.root)).driver().catch(() => 'unknown');
+  const osRelease = await readFile('/etc/os-release', 'utf8').catch(() => '');
   const bk = await new Buildctl().version(signal);
   const runc = await runcInfo(store.root);
   return {
@@ -146,6 +527,19 @@ export async function systemInfo(store: ContentStore, signal?: AbortSignal): Pro
     kernel: release(),
     node: process.version,
     platform: formatPlatform(hostPlatform()),
+    Images: images,
+    Containers: list.length,
+    ContainersRunning: running,
+    ContainersStopped: list.length - running,
+    DockerRootDir: store.root,
+    Driver: driver,
+    KernelVersion: release(),
+    OperatingSystem: /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(osRelease)?.[1] ?? 'unknown',
+    OSType: process.platform,
+    Architecture: arch() === 'x64' ? 'x86_64' : arch() === 'arm64' ? 'aarch64' : arch(),
+    NCPU: cpus().length,
+    MemTotal: totalmem(),
+    Name: hostname(),
   };
 }
 
@@ -160,15 +554,14 @@ async function runcInfo(root: string): Promise<SystemInfo['runc']> {
 }
 
 /**
- * Remove unpacked layers that no tagged image and no container uses (tagged images keep their
+ * Remove unpacked layers that no image (tagged or not) and no container uses (images keep their
  * unpacked chain so the next run starts warm, like containerd's unpacked images).
  */
-export async function pruneSnapshots(store: ContentStore): Promise<string[]> {
+export async function pruneSnapshots(store: ContentStore, beforeRemove?: (name: string, dir: string) => Promise<void>): Promise<string[]> {
   const { Snapshotter, chainIds } = await import('./snapshot/index.js');
-  const { viewImage } = await import('./store/images.js');
   const snap = await Snapshotter.open(store.root);
   const inUse = new Set<string>();
-  for (const r of await store.listImages()) {
+  for (const r of await listImageEntries(store)) {
     try {
       const v = await viewImage(store, r.desc);
       for (const c of chainIds(v.config.rootfs.diff_ids)) inUse.add(c);
@@ -180,5 +573,66 @@ export async function pruneSnapshots(store: ContentStore): Promise<string[]> {
     if (c.snapshotKey) inUse.add(c.snapshotKey);
     if (c.chainId) inUse.add(c.chainId);
   }
-  return snap.gc(inUse);
+  return snap.gc(inUse, beforeRemove ? { beforeRemove } : {});
 }
+
+/** One step of `history`, newest first (docker's order). */
+export interface HistoryEntry {
+  /** The image id on the newest step, `<missing>` on the others (as docker shows pulled images). */
+  ID: string;
+  CreatedAt?: string;
+  CreatedBy: string;
+  /** Unpacked size of the step's layer (0 for an empty layer). */
+  Size: number;
+  Comment: string;
+  /** The layer blob of the step, when it made one. */
+  Layer?: Digest;
+}
+
+/** `history`: the config's history joined with the manifest's layers. */
+export async function imageHistory(store: ContentStore, input: string, platform?: Platform): Promise<HistoryEntry[]> {
+  const found = await findImage(store, input);
+  const v = await viewImage(store, found.desc, platform);
+  const layers = [...v.manifest.layers];
+  const rows: HistoryEntry[] = [];
+  for (const h of v.config.history ?? []) {
+    const layer = h.empty_layer ? undefined : layers.shift();
+    rows.push({
+      ID: '<missing>',
+      ...(h.created ? { CreatedAt: h.created } : {}),
+      CreatedBy: h.created_by ?? '',
+      Size: layer ? await unpackedLayerSize(store, layer) : 0,
+      Comment: h.comment ?? '',
+      ...(layer ? { Layer: layer.digest } : {}),
+    });
+  }
+  rows.reverse();
+  if (rows[0]) rows[0].ID = v.configDesc.digest;
+  return rows;
+}
+
+/** Docker's container-inspect keys (Id, Name, Image, State.Status, Config.Cmd, …) over berth's record. */
+export function containerInspect(i: ContainerInfo): Record<string, unknown> {
+  const r = i.record;
+  return {
+    Id: r.id,
+    Created: r.created,
+    Path: r.args[0] ?? '',
+    Args: r.args.slice(1),
+    State: {
+      Status: i.status,
+      Running: i.status === 'running',
+      Pid: i.status === 'running' ? (i.state.pid ?? 0) : 0,
+      ExitCode: i.state.exitCode ?? 0,
+      StartedAt: i.state.startedAt ?? '',
+      FinishedAt: i.state.finishedAt ?? '',
+      ...i.state,
+      status: i.status,
+    },
+    Image: r.image.config,
+    Name: `/${r.name}`,
+    Config: { Hostname: r.hostname, Tty: r.tty, OpenStdin: r.interactive, Cmd: r.args, Image: r.image.name ?? r.image.ref },
+    ...r,
+  };
+}
+

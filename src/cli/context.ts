@@ -18,8 +18,8 @@ export interface CliContext {
   json(value: unknown): void;
   /** Write a warning line to stderr. */
   warn(text: string): void;
-  /** A progress callback for library calls (stderr only); call `done` when finished. */
-  progress(label?: string): { onProgress: (e: ProgressEvent) => void; done: () => void };
+  /** A progress callback for library calls (stderr only); call `done()` when finished, `done(false)` on failure. */
+  progress(label?: string): { onProgress: (e: ProgressEvent) => void; done: (ok?: boolean) => void };
   /** Aborted on SIGINT/SIGTERM. */
   readonly signal: AbortSignal;
   /** Set the process exit code without throwing (e.g. a container's status). */

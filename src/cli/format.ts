@@ -39,3 +39,17 @@ export function size(n: number): string {
 export function shortId(digest: string | undefined): string {
   return digest ? digest.replace(/^sha256:/, '').slice(0, 12) : '<none>';
 }
+
+/** Go's time.Time String(), as docker prints CreatedAt: `2024-01-02 15:04:05 +0000 UTC`. */
+export function dockerTime(iso: string | undefined): string {
+  if (!iso) return '';
+  const t = new Date(iso);
+  if (Number.isNaN(t.getTime())) return '';
+  return t.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' +0000 UTC').replace(/Z$/, ' +0000 UTC');
+}
+
+/** `--format` option as docker has it (a Go template, `table …` or `json`). */
+export const FORMAT_OPTION = {
+  type: 'string',
+  describe: "Go template ('{{.ID}}', 'table {{.ID}}\\t{{.Size}}') or json",
+} as const;

@@ -115,7 +115,7 @@ export async function main(args: string[]): Promise<void> {
 
   let y = yargs(args)
     .scriptName('berth')
-    .usage('berth: daemonless container images (build, load/save, pull/push, run)\n\nUsage: berth [--root DIR] COMMAND')
+    .usage('berth: daemonless container images (import, load/save, pull/push, run)\n\nUsage: berth [--root DIR] COMMAND')
     .option('root', { type: 'string', describe: 'Store root (default: BERTH_ROOT, /var/lib/berth as root, else $XDG_DATA_HOME/berth)', global: true })
     .option('debug', { type: 'boolean', describe: 'Show stack traces and internal detail', global: true })
     .option('progress', { choices: ['auto', 'tty', 'plain', 'json', 'none'] as const, default: 'auto' as const, describe: 'Progress on stderr', global: true })
@@ -141,6 +141,11 @@ export async function main(args: string[]): Promise<void> {
     y = y.command(c.name, c.describe, (b) => b.strict(false), () => {}) as Argv<GlobalArgs>;
   }
   try {
+    // Bare `berth` (global flags at most): the help, exit 0, as docker does.
+    if (!verb && !args.some((a) => a === '--help' || a === '-h')) {
+      y.showHelp((s) => process.stdout.write(s + '\n'));
+      return;
+    }
     if (entry) {
       const mod = (await entry.load()).default;
       if (isGroup(mod)) {

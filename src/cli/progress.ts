@@ -19,48 +19,68 @@ function human(n: number): string {
 export { human as humanSize };
 
 /**
- * Render progress events on stderr: bars on a TTY, a line every few seconds in a CI log, NDJSON
- * with --progress json. Never writes to stdout.
+ * Render progress events on stderr: bars on a TTY; in plain mode (also when stderr is not a
+ * terminal) a first line at the first event, a line every 2 s while the totals change, and a final
+ * line from `done()` ending in `, done` (never the same line twice; no final line after a
+ * failure: `done(false)`); NDJSON with --progress json (the events as the library reports them,
+ * plus `time`). Never writes to stdout.
  */
 export function createProgress(mode: ProgressMode, label = '', stream: NodeJS.WriteStream = process.stderr) {
   const blobs = new Map<string, { size: number; done: number; state: string }>();
   let lastPlain = 0;
+  let lastLine = '';
   let drawn = 0;
+  let finished = false;
+  let planned = { blobs: 0, size: 0 };
   let timer: NodeJS.Timeout | undefined;
   const totals = () => {
     let size = 0;
     let done = 0;
     let finished = 0;
+    let unknown = false;
     for (const b of blobs.values()) {
-      size += b.size;
+      if (b.size <= 0 && b.state === 'active') unknown = true;
+      size += Math.max(b.size, 0);
       done += b.done;
       if (b.state !== 'active') finished++;
     }
-    return { size, done, finished, count: blobs.size };
+    return { size: Math.max(size, planned.size), done, finished, count: Math.max(blobs.size, planned.blobs), unknown };
   };
   const draw = () => {
     if (mode !== 'tty') return;
     const lines: string[] = [];
     for (const [d, b] of blobs) {
       const w = 30;
-      const frac = b.size > 0 ? Math.min(1, b.done / b.size) : 1;
-      const bar = '='.repeat(Math.round(frac * w)).padEnd(w, ' ');
-      lines.push(`${d.slice(7, 19)}: ${b.state === 'active' ? `[${bar}] ${human(b.done)}/${human(b.size)}` : b.state}`);
+      const name = d.startsWith('sha256:') ? d.slice(7, 19) : d;
+      if (b.state !== 'active') lines.push(`${name}: ${b.state}`);
+      else if (b.size <= 0) lines.push(`${name}: ${human(b.done)}`);
+      else {
+        const frac = Math.min(1, b.done / b.size);
+        lines.push(`${name}: [${'='.repeat(Math.round(frac * w)).padEnd(w, ' ')}] ${human(b.done)}/${human(b.size)}`);
+      }
     }
     const shown = lines.slice(-12);
     stream.write((drawn > 0 ? `\x1b[${drawn}A` : '') + shown.map((l) => `\x1b[2K${l}\n`).join(''));
     drawn = shown.length;
   };
-  const plain = (force = false) => {
+  const plainLine = (final: boolean) => {
+    const t = totals();
+    if (t.count === 0) return '';
+    const bytes = t.unknown ? human(t.done) : `${human(t.done)}/${human(t.size)}`;
+    return `${label ? label + ': ' : ''}${t.finished}/${t.count} blobs, ${bytes}${final ? ', done' : ''}`;
+  };
+  const plain = (force: boolean, final = false) => {
     if (mode !== 'plain') return;
     const now = Date.now();
-    if (!force && now - lastPlain < 2000) return;
+    if (!force && lastPlain !== 0 && now - lastPlain < 2000) return;
+    const line = plainLine(final);
+    if (!line || line === lastLine) return;
     lastPlain = now;
-    const t = totals();
-    if (t.count > 0) stream.write(`${label ? label + ': ' : ''}${t.finished}/${t.count} blobs, ${human(t.done)}/${human(t.size)}\n`);
+    lastLine = line;
+    stream.write(line + '\n');
   };
   const onProgress = (e: ProgressEvent) => {
-    if (mode === 'none') return;
+    if (mode === 'none' || finished) return;
     if (mode === 'json') {
       stream.write(JSON.stringify({ ...e, time: new Date().toISOString() }) + '\n');
       return;
@@ -69,10 +89,16 @@ export function createProgress(mode: ProgressMode, label = '', stream: NodeJS.Wr
       stream.write(e.text + '\n');
       return;
     }
+    if (e.type === 'plan') {
+      planned = { blobs: planned.blobs + e.blobs, size: planned.size + e.size };
+      return;
+    }
     const b = blobs.get(e.digest) ?? { size: 'size' in e ? e.size : 0, done: 0, state: 'active' };
     if (e.type === 'blob-start') b.size = e.size;
-    else if (e.type === 'blob-progress') b.done = e.done;
-    else if (e.type === 'blob-done') {
+    else if (e.type === 'blob-progress') {
+      b.done = e.done;
+      if (e.size > 0) b.size = e.size;
+    } else if (e.type === 'blob-done') {
       b.done = b.size = e.size;
       b.state = e.skipped ? (e.reason === 'exists' ? 'Already exists' : `Skipped (${e.reason ?? ''})`) : 'Done';
     }
@@ -82,13 +108,17 @@ export function createProgress(mode: ProgressMode, label = '', stream: NodeJS.Wr
         timer = undefined;
         draw();
       }, 100);
-    } else plain();
+    } else plain(false);
   };
-  const done = () => {
+  /** The end: the final state (`ok`), or nothing more after a failure (the error line follows). */
+  const done = (ok = true) => {
+    if (finished) return;
+    finished = true;
     if (timer) clearTimeout(timer);
     timer = undefined;
+    if (!ok) return;
     draw();
-    plain(true);
+    plain(true, true);
   };
   return { onProgress, done };
 }

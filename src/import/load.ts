@@ -19,7 +19,7 @@ import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../oci
 import { Annotation } from '../oci/types.js';
 import { isAttestation, walk, type GraphNode } from '../oci/walk.js';
 import { mapLimit } from '../oci/copy.js';
-import { tagImage } from '../store/images.js';
+import { keepImage, tagImage } from '../store/images.js';
 import type { ContentStore } from '../store/store.js';
 import { diffIdOfStream } from './diffid.js';
 import { blobMemberName, DirArchive, readTarArchive, resolveMember, type Archive, type Member } from './members.js';
@@ -420,6 +420,7 @@ async function commit(store: ContentStore, _ar: Archive, plan: Plan, opts: LoadO
   for (const img of plan.images) {
     const names: string[] = [];
     for (const n of img.names) names.push(await tagImage(store, n, img.root));
+    if (img.names.length === 0) await keepImage(store, img.root); // untagged, as docker keeps it
     images.push({ names, root: img.root, manifests: img.manifests, configs: img.configs });
   }
   return { images, skipped: plan.skipped, written, existing };

@@ -436,7 +436,8 @@ export async function readTarArchive(store: ContentStore, input: Readable, what:
           return;
         }
         const id = blob ? `sha256:${blob[1]}` : name;
-        opts.onProgress?.({ type: 'blob-start', digest: id, size: h.size, mediaType: '' });
+        // Read before the archive's manifests: a docker-save layer by its name, else not known yet.
+        opts.onProgress?.({ type: 'blob-start', digest: id, size: h.size, mediaType: /(^|\/)layer\.tar$/.test(name) ? 'application/vnd.docker.image.rootfs.diff.tar' : 'application/octet-stream' });
         const w = await store.ingest({ resume: false });
         const flusher = new BackgroundSync(w.path);
         const meter = new Meter(

@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { PassThrough, Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { decompressStream, detectCompression } from '../archive/compress.js';
+import { compressStream, decompressStream, detectCompression } from '../archive/compress.js';
 import { readTarEntries } from '../archive/tar.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
@@ -16,7 +16,10 @@ import { MediaType } from '../oci/mediatype.js';
 import { hostPlatform, normalizePlatform } from '../oci/platform.js';
 import { parseReference } from '../oci/reference.js';
 import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../oci/types.js';
-import { tagImage } from '../store/images.js';
+import { gc } from '../store/gc.js';
+import { keepImage, tagImage } from '../store/images.js';
+import { forgetVariantSource, compressImage } from '../store/variants.js';
+import { parseManifestOrIndex } from '../oci/manifest.js';
 import type { ContentStore } from '../store/store.js';
 import { applyChanges } from './changes.js';
 import { ByteCounter } from './io.js';
@@ -31,6 +34,10 @@ export interface ImportOptions extends OpOptions {
   created?: Date;
   /** What to call the input in messages. */
   what?: string;
+  /** Store a plain tarball's layer compressed (gzip or zstd); compressed input is kept as it is. */
+  compress?: 'gzip' | 'zstd';
+  /** gzip 1..9, zstd 1..19. */
+  compressionLevel?: number;
 }
 
 export interface ImportResult {
@@ -64,6 +71,10 @@ class Tee extends Transform {
 }
 
 
+function compressionMediaType(c: string): string {
+  return c === 'gzip' ? MediaType.OCI_LAYER_GZIP : c === 'zstd' ? MediaType.OCI_LAYER_ZSTD : MediaType.OCI_LAYER;
+}
+
 /** Import a rootfs tarball (`{path}` or `{stream}`) as a one-layer image named `name` (optional). */
 export async function importRootfs(store: ContentStore, input: { path: string } | { stream: Readable }, name: string | undefined, opts: ImportOptions = {}): Promise<ImportResult> {
   const what = opts.what ?? ('path' in input ? input.path : 'standard input');
@@ -72,15 +83,17 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
   const base = applyChanges({}, opts.changes ?? []); // validate the changes early too
   const platform = normalizePlatform(opts.platform ?? hostPlatform());
   let raw: Readable;
+  let total = 0; // unknown for a stream
   if ('path' in input) {
     const st = await stat(input.path).catch((e) => {
       throw fromSystemError(e, `import ${input.path}`);
     });
     if (!st.isFile()) throw new BerthError('INVALID_ARGUMENT', `${input.path} is not a regular file`, { hint: 'give a tarball of a root filesystem, or - for standard input' });
+    total = st.size;
     raw = createReadStream(input.path, { highWaterMark: 1 << 20 });
   } else raw = input.stream;
 
-  return store.withLease(async () => {
+  const { result, drop } = await store.withLease(async () => {
     const { compression, stream } = await detectCompression(raw);
     const w = await store.ingest({ resume: false });
     const side = compression === 'none' ? new PassThrough({ highWaterMark: 1 << 20 }) : decompressStream(compression, what);
@@ -88,8 +101,8 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
     const checkTar = readTarEntries(diff ? side.pipe(diff) : side, async (_h, body) => {
       body.resume();
     }, { what, ...(opts.signal ? { signal: opts.signal } : {}) });
-    const progress = new ByteCounter(opts.onProgress ? (n) => opts.onProgress!({ type: 'blob-progress', digest: 'layer', done: n, size: 0 }) : undefined);
-    opts.onProgress?.({ type: 'blob-start', digest: 'layer', size: 0, mediaType: '' });
+    const progress = new ByteCounter(opts.onProgress ? (n) => opts.onProgress!({ type: 'blob-progress', digest: 'layer', done: n, size: total }) : undefined);
+    opts.onProgress?.({ type: 'blob-start', digest: 'layer', size: total, mediaType: compressionMediaType(compression) });
     let committed: { digest: Digest; size: number };
     try {
       const write = pipeline(stream, progress, new Tee(side as Writable), w.writable(), opts.signal ? { signal: opts.signal } : {});
@@ -109,7 +122,7 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
     const diffId = diff ? diff.digest() : committed.digest;
     opts.onProgress?.({ type: 'blob-done', digest: 'layer', size: committed.size });
     const layer: Descriptor = {
-      mediaType: compression === 'gzip' ? MediaType.OCI_LAYER_GZIP : compression === 'zstd' ? MediaType.OCI_LAYER_ZSTD : MediaType.OCI_LAYER,
+      mediaType: compressionMediaType(compression),
       digest: committed.digest,
       size: committed.size,
     };
@@ -129,9 +142,28 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
     const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config: configDesc, layers: [layer] };
     const mBytes = canonicalJson(manifest);
     const m = await store.putBytes(mBytes);
-    const root: Descriptor = { mediaType: MediaType.OCI_MANIFEST, digest: m.digest, size: m.size };
-    const result: ImportResult = { root, config: configDesc, layer, diffId };
+    let root: Descriptor = { mediaType: MediaType.OCI_MANIFEST, digest: m.digest, size: m.size };
+    let stored = layer;
+    if (opts.compress && compression === 'none') {
+      // The plain layer and manifest make way for their compressed variants (same config).
+      const plain = root;
+      const c = await compressImage(store, plain, {
+        format: opts.compress,
+        ...(opts.compressionLevel !== undefined ? { level: opts.compressionLevel } : {}),
+        compressor: (f, level) => compressStream(f, level),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      root = c.root;
+      const cm = parseManifestOrIndex(await store.fetchBytes(root), root);
+      if (cm.kind === 'manifest') stored = cm.manifest.layers[0]!;
+      await forgetVariantSource(store, plain, layer);
+    }
+    const result: ImportResult = { root, config: configDesc, layer: stored, diffId };
     if (name) result.name = await tagImage(store, name, root);
-    return result;
+    else await keepImage(store, root); // an untagged image, as docker keeps it
+    return { result, drop: stored !== layer ? [layer.digest, m.digest] : [] };
   });
+  // The plain layer and manifest of an `import --compress` go now (outside the lease that held them).
+  if (drop.length) await gc(store, { only: new Set(drop) });
+  return result;
 }

@@ -8,6 +8,7 @@ import { rename, unlink } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
+import { compressStream } from '../archive/compress.js';
 import { TarWriter } from '../archive/tar.js';
 import { ByteCounter } from './io.js';
 import { BerthError, fromSystemError } from '../errors.js';
@@ -20,6 +21,7 @@ import { Annotation } from '../oci/types.js';
 import { walk } from '../oci/walk.js';
 import { findImage, viewImage } from '../store/images.js';
 import type { ContentStore } from '../store/store.js';
+import { compressImage } from '../store/variants.js';
 
 export type SaveFormat = 'docker' | 'oci';
 
@@ -27,6 +29,13 @@ export interface SaveOptions extends OpOptions {
   format?: SaveFormat;
   /** Save only this platform's manifest of multi-platform images (the root becomes it). */
   platform?: Platform;
+  /**
+   * Compress uncompressed layers (gzip or zstd) in the archive; the compressed blobs are kept in
+   * the store (as push keeps them) so the next save or push reuses them. Configs are unchanged.
+   */
+  compress?: 'gzip' | 'zstd';
+  /** gzip 1..9, zstd 1..19. */
+  compressionLevel?: number;
 }
 
 export interface SaveResult {
@@ -60,6 +69,17 @@ async function plan(store: ContentStore, inputs: readonly string[], opts: SaveOp
     }
     const { annotations: _a, platform: _p, ...plain } = root;
     root = plain;
+    if (opts.compress) {
+      const c = await compressImage(store, root, {
+        format: opts.compress,
+        ...(opts.compressionLevel !== undefined ? { level: opts.compressionLevel } : {}),
+        compressor: (f, level) => compressStream(f, level),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      });
+      const { annotations: _a2, platform: _p2, ...cplain } = c.root;
+      root = cplain;
+    }
     const graph = await walk(store, root, { allPlatforms: true, tolerateMissing: true, ...(opts.signal ? { signal: opts.signal } : {}) });
     for (const n of graph.nodes) if (!blobs.has(n.desc.digest)) blobs.set(n.desc.digest, n.desc);
     let manifest: Entry['manifest'];

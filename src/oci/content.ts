@@ -6,7 +6,9 @@ export type ProgressEvent =
   | { type: 'blob-start'; digest: string; size: number; mediaType: string; id?: string }
   | { type: 'blob-progress'; digest: string; done: number; size: number }
   | { type: 'blob-done'; digest: string; size: number; skipped?: boolean; reason?: string }
-  | { type: 'message'; text: string };
+  | { type: 'message'; text: string }
+  /** What the operation will transfer, once known (before its first blob). */
+  | { type: 'plan'; blobs: number; size: number };
 
 export interface OpOptions {
   signal?: AbortSignal;

@@ -50,6 +50,7 @@ export async function copy(src: ContentSource, dst: ContentTarget, root: Descrip
   const existing: Descriptor[] = [];
   const blobs = graph.nodes.filter((n) => n.kind === 'config' || n.kind === 'layer');
   const docs = graph.nodes.filter((n) => n.kind === 'index' || n.kind === 'manifest');
+  opts.onProgress?.({ type: 'plan', blobs: graph.nodes.length, size: graph.nodes.reduce((a, n) => a + n.desc.size, 0) });
   const one = async (n: GraphNode) => {
     opts.signal?.throwIfAborted();
     if (await dst.exists(n.desc, opts)) {

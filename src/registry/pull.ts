@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { BerthError } from '../errors.js';
 import type { ContentTarget, OpOptions } from '../oci/content.js';
 import { copy } from '../oci/copy.js';
-import { formatReference, parseReference } from '../oci/reference.js';
+import { formatReference, looksLikeDigest, parseReference } from '../oci/reference.js';
 import type { Descriptor, Digest, Platform } from '../oci/types.js';
 import { annotateName, tagImage } from '../store/images.js';
 import type { ContentStore, IngestWriter } from '../store/store.js';
@@ -175,6 +175,8 @@ export class ResumingStoreTarget implements ContentTarget {
 export async function pull(store: ContentStore, input: string, opts: PullOptions = {}): Promise<PullResult> {
   // Each concurrent request and pipeline listens on the signal.
   if (opts.signal) setMaxListeners(256, opts.signal);
+  // An image id (as docker shows it) names nothing on a registry: never ask one for it.
+  if (looksLikeDigest(input)) throw new BerthError('NOT_FOUND', `no such image: ${input}`, { hint: 'an image ID names a local image only: see berth images' });
   const ref = parseReference(input);
   const { transport, done } = openTransport(opts);
   try {

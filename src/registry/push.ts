@@ -9,7 +9,9 @@ import { isIndex, MediaType } from '../oci/mediatype.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import type { Descriptor, Digest } from '../oci/types.js';
 import { walk } from '../oci/walk.js';
+import { compressStream } from '../archive/compress.js';
 import { findImage, viewImage } from '../store/images.js';
+import { compressImage } from '../store/variants.js';
 import type { ContentStore } from '../store/store.js';
 import { openTransport, type RegistryOptions } from './client.js';
 import { Repository } from './registry.js';
@@ -23,6 +25,15 @@ export interface PushOptions extends OpOptions, RegistryOptions {
   concurrency?: number;
   /** Push the local image `source` under the name `input` (default: the same name). */
   source?: string;
+  /**
+   * Uncompressed layers go up compressed (default gzip, as docker and podman push); 'none' sends
+   * them as stored. The compressed blobs are kept in the store, so a second push reuses them.
+   * Layers already compressed are sent as they are. A push by digest (`name@sha256:…`) sends that
+   * exact manifest, uncompressed layers and all.
+   */
+  compression?: 'gzip' | 'zstd' | 'none';
+  /** gzip 1..9, zstd 1..19 (default: gzip's 6, zstd's 3). */
+  compressionLevel?: number;
 }
 
 export interface PushResult {
@@ -82,6 +93,18 @@ export async function push(store: ContentStore, input: string, opts: PushOptions
   const tag = ref.tag ?? (ref.digest ? undefined : 'latest');
   if (ref.digest && ref.digest !== root.digest) {
     throw new BerthError('INVALID_ARGUMENT', `cannot push ${input}: the local image is ${root.digest}`, { hint: 'push by tag' });
+  }
+  const format = opts.compression ?? 'gzip';
+  if (format !== 'none' && !ref.digest) {
+    const c = await compressImage(store, root, {
+      format,
+      ...(opts.compressionLevel !== undefined ? { level: opts.compressionLevel } : {}),
+      compressor: (f, level) => compressStream(f, level),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+    const { annotations: _a2, platform: _p2, ...plain } = c.root;
+    root = plain;
   }
   const { transport, done } = openTransport(opts);
   try {

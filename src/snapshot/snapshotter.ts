@@ -115,6 +115,11 @@ export class Snapshotter {
     }
   }
 
+  /** Directory of an active snapshot (by key) or a committed one (by name), for measuring. */
+  pathOf(kind: 'active' | 'committed', key: string): string {
+    return kind === 'active' ? this.#activeDir(key) : this.#committedDir(key);
+  }
+
   #committedDir(name: string): string {
     return join(this.dir, 'c', idOf(name));
   }
@@ -362,7 +367,7 @@ export class Snapshotter {
    * keys of containers), not a parent of one that is, and not under an active snapshot. Stale
    * temporary directories of dead processes go too. Returns the removed names.
    */
-  async gc(inUse: Set<string>): Promise<string[]> {
+  async gc(inUse: Set<string>, opts: { beforeRemove?: (name: string, dir: string) => Promise<void> } = {}): Promise<string[]> {
     return withLock(join(this.dir, 'lock'), async () => {
       const all = await this.list();
       const parentOf = new Map(all.filter((s) => s.kind === 'committed').map((s) => [s.key, s.parent]));
@@ -377,6 +382,7 @@ export class Snapshotter {
       const removed: string[] = [];
       for (const s of all) {
         if (s.kind !== 'committed' || keep.has(s.key)) continue;
+        await opts.beforeRemove?.(s.key, this.#committedDir(s.key));
         await rmTree(this.#committedDir(s.key));
         removed.push(s.key);
       }

@@ -7,12 +7,15 @@ import type { Descriptor, Digest } from '../oci/types.js';
 import { walk } from '../oci/walk.js';
 import { pidAlive } from './lock.js';
 import type { ContentStore } from './store.js';
+import { variantsOf } from './variants.js';
 
 export interface GcOptions {
   /** More roots to keep (images that containers use, build cache). */
   extraRoots?: readonly Descriptor[];
   /** Report what would be removed, remove nothing. */
   dryRun?: boolean;
+  /** Only consider these digests (the blobs of an image `rmi` removed). */
+  only?: ReadonlySet<string>;
   signal?: AbortSignal;
 }
 
@@ -40,6 +43,21 @@ export async function reachable(store: ContentStore, extraRoots: readonly Descri
     }
     for (const n of g.nodes) keep.add(n.desc.digest);
   }
+  // Compressed variants (push, save --compress) live as long as what they were made from.
+  const variants = await variantsOf(store);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [source, vs] of variants) {
+      if (!keep.has(source)) continue;
+      for (const v of vs) {
+        if (keep.has(v.digest) || !(await store.has(v))) continue;
+        grew = true;
+        keep.add(v.digest);
+        const g = await walk(store, v, { allPlatforms: true, tolerateMissing: true }).catch(() => undefined);
+        for (const n of g?.nodes ?? []) keep.add(n.desc.digest);
+      }
+    }
+  }
   return keep;
 }
 
@@ -57,7 +75,7 @@ export async function gc(store: ContentStore, opts: GcOptions = {}): Promise<GcR
     const keep = await reachable(store, opts.extraRoots);
     for (const d of listed) {
       opts.signal?.throwIfAborted();
-      if (keep.has(d) || held.has(d)) continue;
+      if (keep.has(d) || held.has(d) || (opts.only && !opts.only.has(d))) continue;
       const p = store.blobPath(d);
       const size = await stat(p).then((s) => s.size, () => 0);
       if (!opts.dryRun) await unlink(p).catch(() => {});
@@ -67,6 +85,7 @@ export async function gc(store: ContentStore, opts: GcOptions = {}): Promise<GcR
   });
   // Temporary ingests of processes that are gone (keyed ingests stay: they are resumable).
   let ingests = 0;
+  if (opts.only) return { removed, bytes, ingests };
   for (const n of await readdir(store.ingestDir).catch(() => [] as string[])) {
     const m = /^tmp-(\d+)-/.exec(n);
     if (m && !pidAlive(Number(m[1]))) {

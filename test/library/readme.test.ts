@@ -1,7 +1,7 @@
 /**
  * The README's library example, run exactly as printed: the first ```js block of its "Library"
  * section is written to a file in a temp directory that holds the archive it names
- * (busybox.tar) and a node_modules/berth link to this package, and run as root with BERTH_ROOT
+ * (busybox.tar) and a node_modules/berth-oci link to this package, and run as root with BERTH_ROOT
  * set there.
  */
 import { spawn } from 'node:child_process';
@@ -51,12 +51,12 @@ afterAll(async () => {
 describe.skipIf(!isRoot)('README library example', () => {
   it('runs as printed: loads busybox.tar, runs a command with captured stdout, lists images', async () => {
     const code = libraryExample(await readFile(join(REPO, 'README.md'), 'utf8'));
-    expect(code).toContain("from 'berth'");
+    expect(code).toContain("from 'berth-oci'");
     expect(code).toContain('busybox.tar');
     dir = await mkdtemp(join(process.env.BERTH_TEST_TMP ?? tmpdir(), 'berth-readme-'));
     await busyboxArchive(join(dir, 'busybox.tar'));
     await mkdir(join(dir, 'node_modules'));
-    await symlink(REPO, join(dir, 'node_modules', 'berth'));
+    await symlink(REPO, join(dir, 'node_modules', 'berth-oci'));
     await writeFile(join(dir, 'example.mjs'), code);
     const r = await node('example.mjs', dir, { ...process.env, BERTH_ROOT: join(dir, 'root') });
     expect(r.stderr).toBe('');

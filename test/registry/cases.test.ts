@@ -128,7 +128,7 @@ describe('indexes, mounts and upload modes', () => {
   it('uploads in PATCH chunks and falls back to one PUT when the registry refuses chunks', async () => {
     const s = await store();
     const img = await randomImage(s, { layers: 1, layerSize: 300_000, gzip: false, name: `${proxy.host}/chunks/a:1` });
-    await push(s, img.name, { ...fast, chunkSize: 100_000 });
+    await push(s, img.name, { ...fast, chunkSize: 100_000, compression: 'none' });
     const patches = proxy.requests.filter((q) => q.method === 'PATCH');
     expect(patches.map((q) => q.headers['content-range'])).toEqual(['0-99999', '100000-199999', '200000-299999', '300000-' + (img.layers[0]!.desc.size - 1)]);
     const t = await store();
@@ -139,7 +139,7 @@ describe('indexes, mounts and upload modes', () => {
     const img2 = await randomImage(s2, { layers: 1, layerSize: 300_000, gzip: false, name: `${proxy.host}/chunks/b:1` });
     proxy.requests.length = 0;
     proxy.rules.push({ method: 'PATCH', path: /\/blobs\/uploads\//, action: { kind: 'status', status: 405 }, times: 5 });
-    const r = await push(s2, img2.name, { ...fast, chunkSize: 100_000 });
+    const r = await push(s2, img2.name, { ...fast, chunkSize: 100_000, compression: 'none' });
     expect(r.digest).toBe(img2.root.digest);
     expect(proxy.requests.filter((q) => q.method === 'PUT' && q.url.includes('digest=')).length).toBeGreaterThanOrEqual(1);
     const t2 = await store();
@@ -151,7 +151,7 @@ describe('indexes, mounts and upload modes', () => {
     const s = await store();
     const img = await randomImage(s, { layers: 1, layerSize: 400_000, gzip: false, name: `${proxy.host}/reset/a:1` });
     proxy.rules.push({ method: 'PUT', path: /\/blobs\/uploads\/.*digest=/, action: { kind: 'status', status: 502 } });
-    const r = await push(s, img.name, fast);
+    const r = await push(s, img.name, { ...fast, compression: 'none' });
     expect(r.digest).toBe(img.root.digest);
     expect(proxy.requests.filter((q) => q.method === 'POST').length).toBeGreaterThanOrEqual(3);
   });

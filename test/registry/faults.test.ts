@@ -19,7 +19,7 @@ beforeAll(async () => {
   reg = await startRegistry();
   const src = await ContentStore.open(await testdir('berth-faults-src-'));
   img = await randomImage(src, { layers: 2, layerSize: 1_500_000, gzip: false, name: `${reg.host}/faults/img:v1` });
-  await push(src, img.name);
+  await push(src, img.name, { compression: 'none' }); // exact bytes: the faults are placed by offset
   big = img.layers[0]!;
   proxy = await startFaultProxy(reg.url);
 });

@@ -1,8 +1,11 @@
 import type { BerthGroup } from '../command.js';
 import { defineCommand } from '../command.js';
+import { containerInspect } from '../../system.js';
+import { FORMAT_OPTION } from '../format.js';
+import { renderValue } from '../gotemplate.js';
 import { listContainers, psBuilder } from './ps.js';
 
-const ls = defineCommand<{ all?: boolean; quiet?: boolean; format?: string; trunc?: boolean }>({
+const ls = defineCommand<{ all?: boolean; quiet?: boolean; format?: string; trunc?: boolean; size?: boolean }>({
   command: ['ls', 'list', 'ps'],
   describe: 'List containers',
   builder: psBuilder,
@@ -24,19 +27,20 @@ const prune = defineCommand<{ force?: boolean }>({
   },
 });
 
-const inspect = defineCommand<{ containers: string[] }>({
+const inspect = defineCommand<{ containers: string[]; format?: string }>({
   command: 'inspect <containers..>',
   describe: 'Show container records and state as JSON',
-  builder: (y) => y.positional('containers', { type: 'string', array: true, demandOption: true }),
+  builder: (y) => y.positional('containers', { type: 'string', array: true, demandOption: true }).option('format', { alias: 'f', ...FORMAT_OPTION }),
   async run(argv, ctx) {
     const { Containers } = await import('../../run/containers.js');
     const containers = await Containers.open(ctx.rootPath);
     const out = [];
     for (const c of argv.containers) {
       const i = await containers.info(await containers.find(c));
-      out.push({ ...i.record, State: { ...i.state, status: i.status } });
+      out.push(containerInspect(i));
     }
-    ctx.json(out);
+    if (argv.format) ctx.out(out.map((o) => renderValue(argv.format!, o)).join('\n'));
+    else ctx.json(out);
   },
 });
 

@@ -1,34 +1,35 @@
-import { getImage } from '../../store/images.js';
+import { imageHistory } from '../../system.js';
 import { defineCommand } from '../command.js';
-import { ago, shortId, size, table } from '../format.js';
+import { ago, dockerTime, FORMAT_OPTION, shortId, size } from '../format.js';
+import { renderRows } from '../gotemplate.js';
 
-export const historyCommand = defineCommand<{ image: string; noTrunc?: boolean; quiet?: boolean; format?: string }>({
+export const historyCommand = defineCommand<{ image: string; trunc?: boolean; quiet?: boolean; format?: string; human?: boolean }>({
   command: 'history <image>',
   describe: 'Show the history of an image',
   builder: (y) =>
     y
       .positional('image', { type: 'string', demandOption: true })
-      .option('no-trunc', { type: 'boolean' })
+      .option('trunc', { type: 'boolean', default: true, describe: 'Truncate ids and commands (--no-trunc: full)' })
       .option('quiet', { alias: 'q', type: 'boolean' })
-      .option('format', { type: 'string', choices: ['table', 'json'] }),
+      .option('human', { alias: 'H', type: 'boolean', default: true, describe: 'Sizes and dates in human-readable form' })
+      .option('format', FORMAT_OPTION),
   async run(argv, ctx) {
-    const store = await ctx.store();
-    const v = await getImage(store, argv.image);
-    const layers = [...v.manifest.layers];
-    const rows = (v.config.history ?? []).map((h) => {
-      const layer = h.empty_layer ? undefined : layers.shift();
-      return { created: h.created, createdBy: h.created_by ?? '', size: layer?.size ?? 0, layer: layer?.digest, comment: h.comment ?? '' };
-    });
-    rows.reverse();
-    if (argv.format === 'json') return ctx.json(rows);
-    if (argv.quiet) return ctx.out(rows.map(() => shortId(v.configDesc.digest)).join('\n'));
-    const trunc = (s: string) => (argv.noTrunc || s.length <= 45 ? s : s.slice(0, 44) + '…');
-    ctx.out(
-      table(
-        ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
-        rows.map((r, i) => [i === 0 ? shortId(v.configDesc.digest) : '<missing>', ago(r.created), trunc(r.createdBy), size(r.size), r.comment]),
-      ),
-    );
+    const rows = await imageHistory(await ctx.store(), argv.image);
+    const id = (d: string) => (d === '<missing>' || (argv.trunc === false) ? d : shortId(d));
+    if (argv.quiet) return ctx.out(rows.map((r) => id(r.ID)).join('\n'));
+    const trunc = (s: string) => ((argv.trunc === false) || s.length <= 45 ? s : s.slice(0, 44) + '…');
+    const human = argv.human !== false;
+    const shown = rows.map((r) => ({
+      ID: id(r.ID),
+      CreatedSince: human ? ago(r.CreatedAt) : dockerTime(r.CreatedAt),
+      CreatedAt: human ? dockerTime(r.CreatedAt) : (r.CreatedAt ?? ''),
+      CreatedBy: trunc(r.CreatedBy),
+      Size: human ? size(r.Size) : String(r.Size),
+      Comment: r.Comment,
+    }));
+    const def = 'table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}';
+    const text = renderRows(argv.format ?? def, shown, { headers: { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedBy: 'CREATED BY' } }, def.slice(6));
+    if (text) ctx.out(text);
   },
 });
 export default historyCommand;

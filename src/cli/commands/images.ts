@@ -1,51 +1,78 @@
-import { listImageSummaries } from '../../store/images.js';
-import { parseReference, repositoryName } from '../../oci/reference.js';
+import { BerthError } from '../../errors.js';
+import { listImageSummaries, type ImageListOptions, type ImageSummary } from '../../system.js';
 import { defineCommand } from '../command.js';
-import { ago, shortId, size, table } from '../format.js';
+import { ago, dockerTime, FORMAT_OPTION, shortId, size } from '../format.js';
+import { renderRows } from '../gotemplate.js';
 
 export interface ImagesArgs {
   repository?: string;
+  all?: boolean;
   quiet?: boolean;
   digests?: boolean;
-  noTrunc?: boolean;
+  trunc?: boolean;
   format?: string;
+  filter?: string[];
+}
+
+/** Docker's fields of an `images --format` row (strings as docker prints them). */
+export function imageRow(r: ImageSummary, noTrunc = false) {
+  return {
+    Containers: 'N/A',
+    CreatedAt: dockerTime(r.CreatedAt),
+    CreatedSince: ago(r.CreatedAt),
+    Digest: r.Digest,
+    ID: noTrunc ? r.ID : shortId(r.ID),
+    Repository: r.Repository,
+    SharedSize: 'N/A',
+    Size: size(r.Size),
+    Tag: r.Tag,
+    UniqueSize: 'N/A',
+    VirtualSize: size(r.Size),
+    // berth's: bytes in the content store (compressed layers as stored)
+    ContentSize: size(r.ContentSize),
+  };
+}
+
+const HEADERS = { ID: 'IMAGE ID', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', ContentSize: 'CONTENT SIZE', VirtualSize: 'VIRTUAL SIZE' };
+
+/** `-f dangling=true`, `-f reference=alpine*` as docker takes them. */
+function parseFilters(filters: readonly string[] | undefined, repository?: string): ImageListOptions {
+  const o: { dangling?: boolean; reference?: string[] } = {};
+  for (const f of filters ?? []) {
+    const [k, ...v] = f.split('=');
+    const val = v.join('=');
+    if (k === 'dangling' && (val === 'true' || val === 'false')) o.dangling = val === 'true';
+    else if (k === 'reference' && val) (o.reference ??= []).push(val);
+    else throw new BerthError('INVALID_ARGUMENT', `invalid filter ${JSON.stringify(f)}`, { hint: 'use dangling=true|false or reference=NAME[:TAG] (globs allowed)' });
+  }
+  if (repository) (o.reference ??= []).push(repository);
+  return o;
 }
 
 export const imagesCommand = defineCommand<ImagesArgs>({
   command: ['images [repository]', 'ls [repository]'],
-  describe: 'List images in the store',
+  describe: 'List images in the store (untagged ones as <none>)',
   builder: (y) =>
     y
       .positional('repository', { type: 'string', describe: 'Only this repository (name or name:tag)' })
+      .option('all', { alias: 'a', type: 'boolean', describe: 'Show all images (berth has no intermediate images: the same list)' })
       .option('quiet', { alias: 'q', type: 'boolean', describe: 'Only show image IDs' })
       .option('digests', { type: 'boolean', describe: 'Show digests' })
-      .option('no-trunc', { type: 'boolean', describe: 'Do not truncate output' })
-      .option('format', { type: 'string', choices: ['table', 'json'], describe: 'Output format' }),
+      .option('trunc', { type: 'boolean', default: true, describe: 'Truncate ids (--no-trunc: full)' })
+      .option('filter', { alias: 'f', type: 'string', array: true, describe: 'dangling=true|false, reference=PATTERN' })
+      .option('format', FORMAT_OPTION),
   async run(argv, ctx) {
     const store = await ctx.store();
-    let rows = await listImageSummaries(store);
-    if (argv.repository) {
-      const ref = parseReference(argv.repository, { defaultTag: false });
-      const repo = repositoryName(ref);
-      rows = rows.filter((r) => r.name.startsWith(repo + ':') && (ref.tag === undefined || r.tag === ref.tag));
-    }
-    rows.sort((a, b) => (b.created ?? '').localeCompare(a.created ?? '') || a.name.localeCompare(b.name));
-    const id = (d: string | undefined) => (argv.noTrunc ? (d ?? '<none>') : shortId(d));
-    if (argv.format === 'json') {
-      ctx.json(rows);
-      return;
-    }
+    const rows = await listImageSummaries(store, parseFilters(argv.filter, argv.repository));
+    const shown = rows.map((r) => imageRow(r, (argv.trunc === false)));
     if (argv.quiet) {
-      const seen = new Set<string>();
-      for (const r of rows) {
-        const v = id(r.id ?? r.digest);
-        if (!seen.has(v)) ctx.out(v);
-        seen.add(v);
-      }
+      const ids = [...new Set(shown.map((r) => r.ID))];
+      if (ids.length) ctx.out(ids.join('\n'));
       return;
     }
-    const header = ['REPOSITORY', 'TAG', ...(argv.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
-    ctx.out(table(header, rows.map((r) => [r.repository, r.tag, ...(argv.digests ? [r.digest] : []), id(r.id ?? r.digest), ago(r.created), size(r.size)])));
+    const def = `table {{.Repository}}\t{{.Tag}}\t${argv.digests ? '{{.Digest}}\t' : ''}{{.ID}}\t{{.CreatedSince}}\t{{.Size}}`;
+    const text = renderRows(argv.format ?? def, shown, { headers: HEADERS }, def.slice(6));
+    if (text) ctx.out(text);
   },
 });
 

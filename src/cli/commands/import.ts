@@ -2,7 +2,7 @@ import { BerthError } from '../../errors.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { defineCommand } from '../command.js';
 
-export default defineCommand<{ file: string; reference?: string; change?: string | string[]; message?: string; platform?: string }>({
+export default defineCommand<{ file: string; reference?: string; change?: string | string[]; message?: string; platform?: string; compress?: boolean; compressionFormat?: 'gzip' | 'zstd'; compressionLevel?: number }>({
   command: 'import <file> [reference]',
   describe: 'Import a root filesystem tarball (- for stdin) as a one-layer image',
   builder: (y) =>
@@ -11,11 +11,18 @@ export default defineCommand<{ file: string; reference?: string; change?: string
       .positional('reference', { type: 'string', describe: 'NAME[:TAG] for the image' })
       .option('change', { alias: 'c', type: 'string', describe: 'Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL, ONBUILD)' })
       .option('message', { alias: 'm', type: 'string', describe: 'Commit message in the history' })
-      .option('platform', { type: 'string', describe: 'Platform of the image (default: this host)' }),
+      .option('platform', { type: 'string', describe: 'Platform of the image (default: this host)' })
+      .option('compress', { type: 'boolean', describe: 'Store a plain tarball compressed (the layer as push would send it)' })
+      .option('compression-format', { choices: ['gzip', 'zstd'] as const, default: 'gzip' as const, describe: 'With --compress' })
+      .option('compression-level', { type: 'number', describe: 'With --compress: gzip 1-9, zstd 1-19' }),
   async run(argv, ctx) {
     const platform = argv.platform ? parsePlatform(argv.platform) : undefined;
     if ((argv.file === '-' || argv.file === '') && process.stdin.isTTY) {
       throw new BerthError('INVALID_ARGUMENT', 'standard input is a terminal', { hint: 'pipe a tarball in, or give a file' });
+    }
+    const level = argv.compressionLevel;
+    if (level !== undefined && (!Number.isInteger(level) || level < 1 || level > (argv.compressionFormat === 'zstd' ? 19 : 9))) {
+      throw new BerthError('INVALID_ARGUMENT', `--compression-level ${level} is out of range for ${argv.compressionFormat ?? 'gzip'}`, { hint: argv.compressionFormat === 'zstd' ? 'give 1 to 19' : 'give 1 to 9' });
     }
     const store = await ctx.store();
     const { importRootfs } = await import('../../import/rootfs.js');
@@ -28,11 +35,12 @@ export default defineCommand<{ file: string; reference?: string; change?: string
         ...(argv.message !== undefined ? { message: argv.message } : {}),
         ...(platform ? { platform } : {}),
         what: argv.file === '-' || argv.file === '' ? 'standard input' : argv.file,
+        ...(argv.compress ? { compress: argv.compressionFormat ?? 'gzip', ...(level !== undefined ? { compressionLevel: level } : {}) } : {}),
       });
       p.done();
       ctx.out(r.config.digest);
     } catch (e) {
-      p.done();
+      p.done(false);
       throw e;
     }
   },

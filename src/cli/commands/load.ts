@@ -51,7 +51,7 @@ export default defineCommand<{ input?: string; dir?: string; quiet?: boolean; pl
         for (const n of i.names) ctx.out(`Loaded image: ${familiarString(parseReference(n))}`);
       }
     } catch (e) {
-      p?.done();
+      p?.done(false);
       throw e;
     }
   },

@@ -1,5 +1,18 @@
+import { familiarString, looksLikeDigest, parseReference } from '../../oci/reference.js';
 import { defineCommand } from '../command.js';
 import type { CliContext } from '../context.js';
+import { dockerTime, FORMAT_OPTION, size } from '../format.js';
+import { renderRows } from '../gotemplate.js';
+
+/** The image as docker's ps shows it: the familiar name (`deb12:minbase`), or a short id. */
+function imageLabel(image: { name?: string; ref: string; config: string }): string {
+  if (looksLikeDigest(image.ref)) return image.ref.replace(/^sha256:/, '').slice(0, 12);
+  try {
+    return familiarString(parseReference(image.name ?? image.ref));
+  } catch {
+    return image.name ?? image.ref;
+  }
+}
 
 function ago(iso: string | undefined): string {
   if (!iso) return '';
@@ -15,11 +28,16 @@ function since(iso: string | undefined): string {
 }
 
 /** `ps` and `container ls`. */
-export async function listContainers(argv: { all?: boolean; quiet?: boolean; format?: string; trunc?: boolean }, ctx: CliContext): Promise<void> {
+export async function listContainers(argv: { all?: boolean; quiet?: boolean; format?: string; trunc?: boolean; size?: boolean }, ctx: CliContext): Promise<void> {
   const noTrunc = argv.trunc === false;
   const { Containers } = await import('../../run/containers.js');
   const containers = await Containers.open(ctx.rootPath);
   const list = (await containers.list()).filter((c) => argv.all || c.status === 'running');
+  let sizes: Map<string, { rw: number; rootFs: number }> | undefined;
+  if (argv.size || /\.Size\b/.test(argv.format ?? '')) {
+    const { containerSizes } = await import('../../system.js');
+    sizes = await containerSizes(ctx.rootPath, await ctx.store());
+  }
   const rows = list.map((c) => {
     const status =
       c.status === 'running'
@@ -29,34 +47,34 @@ export async function listContainers(argv: { all?: boolean; quiet?: boolean; for
           : c.status === 'dead'
             ? 'Dead'
             : 'Created';
+    const cmd = c.record.args.join(' ');
+    const sz = sizes?.get(c.record.id);
     return {
-      ID: c.record.id,
-      Names: c.record.name,
-      Image: c.record.image.name ?? c.record.image.ref,
-      Command: c.record.args.join(' '),
-      CreatedAt: c.record.created,
+      ID: noTrunc ? c.record.id : c.record.id.slice(0, 12),
+      Image: imageLabel(c.record.image),
+      Command: JSON.stringify(noTrunc || cmd.length <= 20 ? cmd : cmd.slice(0, 19) + '…'),
+      CreatedAt: dockerTime(c.record.created),
+      RunningFor: ago(c.record.created),
+      Ports: '',
       State: c.status,
       Status: status,
+      Size: sz ? `${size(sz.rw)} (virtual ${size(sz.rootFs)})` : '',
+      Names: c.record.name,
+      Labels: '',
+      Mounts: '',
+      Networks: '',
+      // berth's
       ExitCode: c.state.exitCode ?? null,
       Pid: c.status === 'running' ? (c.state.pid ?? null) : null,
     };
   });
   if (argv.quiet) {
-    for (const r of rows) ctx.out(noTrunc ? r.ID : r.ID.slice(0, 12));
+    if (rows.length) ctx.out(rows.map((r) => r.ID).join('\n'));
     return;
   }
-  if (argv.format === 'json') {
-    // one JSON object per line, like docker ps --format json
-    for (const r of rows) ctx.out(JSON.stringify(r));
-    return;
-  }
-  const table = [['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES']];
-  for (const r of rows) {
-    const cmd = JSON.stringify(noTrunc ? r.Command : r.Command.length > 20 ? r.Command.slice(0, 19) + '…' : r.Command);
-    table.push([noTrunc ? r.ID : r.ID.slice(0, 12), r.Image, cmd, ago(r.CreatedAt), r.Status, r.Names]);
-  }
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  ctx.out(table.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('')).join('\n'));
+  const def = `table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}${argv.size ? '\t{{.Size}}' : ''}`;
+  const text = renderRows(argv.format ?? def, rows, { headers: { ID: 'CONTAINER ID', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', Names: 'NAMES' } }, def.slice(6));
+  if (text) ctx.out(text);
 }
 
 export const psBuilder = (y: any) =>
@@ -65,9 +83,10 @@ export const psBuilder = (y: any) =>
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'Only ids' })
     // yargs reads --no-trunc as trunc=false
     .option('trunc', { type: 'boolean', default: true, describe: 'Truncate ids and commands (--no-trunc: full)' })
-    .option('format', { type: 'string', choices: ['table', 'json'], describe: 'Output format' });
+    .option('size', { alias: 's', type: 'boolean', describe: 'Display the writable layer size (and the virtual size with the image)' })
+    .option('format', FORMAT_OPTION);
 
-export default defineCommand<{ all?: boolean; quiet?: boolean; format?: string; trunc?: boolean }>({
+export default defineCommand<{ all?: boolean; quiet?: boolean; format?: string; trunc?: boolean; size?: boolean }>({
   command: 'ps',
   describe: 'List containers',
   builder: psBuilder,

@@ -11,7 +11,7 @@ function parseSize(s: string | number): number | undefined {
   return Number(m[1]) * (unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1);
 }
 
-export default defineCommand<{ name: string; allPlatforms?: boolean; chunkSize?: string; maxConcurrent?: number; quiet?: boolean; insecureRegistry?: string | string[]; ca?: string | string[] }>({
+export default defineCommand<{ name: string; allPlatforms?: boolean; chunkSize?: string; maxConcurrent?: number; quiet?: boolean; insecureRegistry?: string | string[]; ca?: string | string[]; compressionFormat?: 'gzip' | 'zstd' | 'none'; compressionLevel?: number }>({
   command: 'push <name>',
   describe: 'Upload an image to a registry',
   builder: (y) =>
@@ -21,7 +21,9 @@ export default defineCommand<{ name: string; allPlatforms?: boolean; chunkSize?:
         .option('all-platforms', { alias: 'a', type: 'boolean', describe: 'Push the whole index, every platform' })
         .option('chunk-size', { type: 'string', describe: 'Upload blobs larger than this in PATCH chunks of this size (e.g. 4MiB; default 64MiB)' })
         .option('max-concurrent', { type: 'number', default: 4, describe: 'Blobs uploaded at once' })
-        .option('quiet', { alias: 'q', type: 'boolean', describe: 'Print only the digest' }),
+        .option('quiet', { alias: 'q', type: 'boolean', describe: 'Print only the digest' })
+        .option('compression-format', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as const, describe: 'Compress uncompressed layers with this (kept in the store for the next push)' })
+        .option('compression-level', { type: 'number', describe: 'gzip 1-9, zstd 1-19' }),
     ),
   async run(argv, ctx) {
     const { BerthError } = await import('../../errors.js');
@@ -32,6 +34,11 @@ export default defineCommand<{ name: string; allPlatforms?: boolean; chunkSize?:
     }
     const n = argv.maxConcurrent ?? 4;
     if (!Number.isInteger(n) || n < 1 || n > 64) throw new BerthError('INVALID_ARGUMENT', `--max-concurrent must be an integer from 1 to 64, not ${argv.maxConcurrent}`);
+    const level = argv.compressionLevel;
+    const fmt = argv.compressionFormat ?? 'gzip';
+    if (level !== undefined && (!Number.isInteger(level) || level < 1 || level > (fmt === 'zstd' ? 19 : 9))) {
+      throw new BerthError('INVALID_ARGUMENT', `--compression-level ${level} is out of range for ${fmt}`, { hint: fmt === 'zstd' ? 'give 1 to 19' : 'give 1 to 9' });
+    }
     const { push } = await import('../../registry/push.js');
     const store = await ctx.store();
     const p = ctx.progress('push');
@@ -41,13 +48,15 @@ export default defineCommand<{ name: string; allPlatforms?: boolean; chunkSize?:
         ...(argv.allPlatforms ? { allPlatforms: true } : {}),
         ...(chunkSize ? { chunkSize } : {}),
         concurrency: n,
+        compression: fmt,
+        ...(level !== undefined ? { compressionLevel: level } : {}),
         signal: ctx.signal,
         onProgress: argv.quiet ? () => {} : p.onProgress,
       });
       p.done();
       ctx.out(argv.quiet ? r.digest : `${r.name}: digest: ${r.digest} size: ${r.root.size}`);
     } catch (e) {
-      p.done();
+      p.done(false);
       throw e;
     }
   },

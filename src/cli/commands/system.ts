@@ -1,29 +1,27 @@
 import { checkStore, diskUsage } from '../../system.js';
 import { BerthError } from '../../errors.js';
 import { defineCommand, type BerthGroup } from '../command.js';
-import { size, table } from '../format.js';
+import { FORMAT_OPTION, size } from '../format.js';
+import { renderRows } from '../gotemplate.js';
 import infoCommand from './info.js';
 import { makePrune } from './prune.js';
 
 const df = defineCommand<{ format?: string }>({
   command: 'df',
   describe: 'Show disk usage of images, containers, snapshots and caches',
-  builder: (y) => y.option('format', { type: 'string', choices: ['table', 'json'] }),
+  builder: (y) => y.option('format', FORMAT_OPTION),
   async run(argv, ctx) {
     const u = await diskUsage(await ctx.store());
     if (argv.format === 'json') return ctx.json(u);
-    ctx.out(
-      table(
-        ['TYPE', 'TOTAL', 'SIZE', 'RECLAIMABLE'],
-        [
-          ['Images', String(u.images.count), size(u.images.size), size(u.images.reclaimable)],
-          ['Containers', String(u.containers.count), size(u.containers.size), ''],
-          ['Snapshots', '', size(u.snapshots.size), ''],
-          ['Ingest', '', size(u.ingest.size), ''],
-          ['Build Cache', '', size(u.buildCache.size), ''],
-        ],
-      ),
-    );
+    const rows = [
+      { Type: 'Images', TotalCount: String(u.images.count), Active: '', Size: size(u.images.size), Reclaimable: size(u.images.reclaimable) },
+      { Type: 'Containers', TotalCount: String(u.containers.count), Active: '', Size: size(u.containers.size), Reclaimable: '' },
+      { Type: 'Snapshots', TotalCount: '', Active: '', Size: size(u.snapshots.size), Reclaimable: '' },
+      { Type: 'Ingest', TotalCount: '', Active: '', Size: size(u.ingest.size), Reclaimable: '' },
+      { Type: 'Build Cache', TotalCount: '', Active: '', Size: size(u.buildCache.size), Reclaimable: '' },
+    ];
+    const def = 'table {{.Type}}\t{{.TotalCount}}\t{{.Size}}\t{{.Reclaimable}}';
+    ctx.out(renderRows(argv.format ?? def, rows, { headers: { Type: 'TYPE', TotalCount: 'TOTAL' } }, def.slice(6)));
   },
 });
 
