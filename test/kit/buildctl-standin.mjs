@@ -25,6 +25,7 @@ const VERSION = process.env.STANDIN_VERSION ?? 'v0.32.2';
 const SCENARIO = process.env.STANDIN_SCENARIO ?? 'nocache';
 const argv = process.argv.slice(2);
 if (process.env.STANDIN_LOG) appendFileSync(process.env.STANDIN_LOG, JSON.stringify(argv) + '\n');
+if (process.env.STANDIN_PIDFILE && argv.includes('build')) writeFileSync(process.env.STANDIN_PIDFILE, String(process.pid));
 
 const sample = (name) => join(SAMPLES, name);
 const fail = (msg, code = 1) => {

@@ -182,11 +182,12 @@ async function runBuild(req: BuildRequest, o: RunOptions): Promise<BuildResult> 
       run.stdout!.pipe(req.stdout, { end: false });
     }
     const exit = await run.done;
+    reader.close();
     if (exit.exitCode !== 0 || exit.cancelled) {
       loadAbort.abort(new BerthError('ABORTED', 'build failed'));
       await load;
       if (req.signal?.aborted || exit.cancelled) throw new BerthError('ABORTED', 'build interrupted: buildctl stopped, nothing tagged');
-      throw reader.failure({ exitCode: exit.exitCode, signal: exit.signal, dockerfile: req.dockerfileText !== undefined ? 'Dockerfile' : dockerfileName });
+      throw reader.failure({ exitCode: exit.exitCode, signal: exit.signal, dockerfile: req.dockerfileText !== undefined ? 'Dockerfile' : dockerfileName, addr: daemon.buildctl.addr });
     }
     const metadata = await readMetadata(metadataFile);
     const result: BuildResult = { names: [], metadata, steps: reader.steps(), builder: 'buildkit' };

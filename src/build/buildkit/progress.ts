@@ -57,6 +57,12 @@ export class ProgressReader {
   /** Plain mode: the last step started (old buildctl prints some output as `#0`). */
   #current: string | undefined;
   #inTrailer = false;
+  /**
+   * A completed vertex whose step-done waits for the next event of another vertex: BuildKit often
+   * completes a vertex and runs it again at once (a cache check, then the load), and the step is
+   * reported done once, in its final state.
+   */
+  #pending: Vertex | undefined;
 
   constructor(mode: 'rawjson' | 'plain', emit: (e: BuildEvent) => void = () => {}) {
     this.mode = mode;
@@ -104,10 +110,29 @@ export class ProgressReader {
     if (v.finished) return;
     this.#announce(v);
     v.finished = true;
-    this.#emit({ type: 'step-done', step: { ...v.step } });
+    if (this.#pending && this.#pending !== v) this.#flush();
+    this.#pending = v;
+  }
+
+  /** Report the completed vertex waiting to be reported. */
+  #flush(): void {
+    const v = this.#pending;
+    this.#pending = undefined;
+    if (v && v.finished) this.#emit({ type: 'step-done', step: { ...v.step } });
+  }
+
+  /** Any event of vertex `id` lets a different pending one be reported. */
+  #touch(id: string): void {
+    if (this.#pending && this.#pending.step.id !== id) this.#flush();
+  }
+
+  /** The end of buildctl's output: report what is still pending. */
+  close(): void {
+    this.#flush();
   }
 
   #log(v: Vertex, stream: 'stdout' | 'stderr', data: string): void {
+    this.#touch(v.step.id);
     this.#announce(v);
     const text = v.partial + data;
     const parts = text.split('\n');
@@ -146,6 +171,7 @@ export class ProgressReader {
 
   #rawVertex(rv: RawVertex): void {
     if (typeof rv.digest !== 'string') return;
+    this.#touch(rv.digest);
     const v = this.#vertex(rv.digest, rv.name ?? rv.digest);
     if (rv.name) v.step.name = rv.name;
     if (rv.started && !rv.completed) {
@@ -168,6 +194,7 @@ export class ProgressReader {
 
   #toTrailer(line: string): void {
     if (!this.#inTrailer && line.trim() === '') return;
+    if (!this.#inTrailer) this.#flush();
     this.#inTrailer = true;
     this.trailer.push(line);
   }
@@ -180,6 +207,7 @@ export class ProgressReader {
     }
     const id = `#${m[1]}`;
     const rest = m[2]!;
+    if (id !== '#0') this.#touch(id);
     const known = this.#vertices.get(id);
     if (!known) {
       if (id === '#0' && this.#current) {
@@ -217,7 +245,7 @@ export class ProgressReader {
    * The one error for a failed build: the step that failed (its Dockerfile line and instruction
    * from buildctl's report), or the report's last `error:` line.
    */
-  failure(opts: { exitCode?: number | undefined; signal?: string | undefined; dockerfile?: string } = {}): BerthError {
+  failure(opts: { exitCode?: number | undefined; signal?: string | undefined; dockerfile?: string; addr?: string | undefined } = {}): BerthError {
     const report = this.trailer;
     const errLine = [...report].reverse().find((l) => l.startsWith('error: ')) ?? '';
     let msg = errLine.replace(/^error:\s*/, '').replace(/^failed to solve:\s*/, '').trim();
@@ -259,7 +287,16 @@ export class ProgressReader {
         ? 'NOT_FOUND'
         : 'PROCESS';
     const tail = failed?.tail ?? [];
-    const hint = code === 'UNAVAILABLE' ? 'the BuildKit daemon went away: check buildkitd and build again' : undefined;
+    if (code === 'UNAVAILABLE') {
+      const daemon = `the BuildKit daemon${opts.addr ? ` at ${opts.addr}` : ''}`;
+      if (/Error while dialing|failed to (list workers|get status)/.test(msg) && this.#order.length === 0) {
+        return new BerthError('UNAVAILABLE', `${daemon} does not answer (${msg.replace(/^.*Error while dialing: /, '').replace(/"$/, '')})`, {
+          hint: 'start buildkitd, or point BUILDKIT_HOST / --buildkit-addr at a running one',
+        });
+      }
+      return new BerthError('UNAVAILABLE', `${daemon} went away during the build (${msg}); nothing was tagged`, { hint: 'check buildkitd and build again', detail: tail });
+    }
+    const hint = undefined;
     return new BerthError(code, `build failed${at}${ins}: ${cleanMessage(msg)}`, { ...(hint ? { hint } : {}), detail: tail });
   }
 }

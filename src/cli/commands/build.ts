@@ -148,20 +148,20 @@ export default defineCommand<BuildArgs>({
   builder: (y) =>
     y
       .positional('context', { type: 'string', describe: 'Build context: a directory, or - for a tar on stdin' })
-      .option('tag', { alias: 't', type: 'string', array: true, describe: 'Name and tag (repeatable)' })
+      .option('tag', { alias: 't', type: 'string', describe: 'Name and tag (repeatable)' })
       .option('file', { alias: 'f', type: 'string', describe: 'Dockerfile (default CONTEXT/Dockerfile; - for stdin)' })
-      .option('build-arg', { type: 'string', array: true, describe: 'Build-time variable K=V (a bare K takes the environment value)' })
+      .option('build-arg', { type: 'string', describe: 'Build-time variable K=V (a bare K takes the environment value)' })
       .option('target', { type: 'string', describe: 'Build this stage' })
-      .option('label', { type: 'string', array: true, describe: 'Image label K=V' })
+      .option('label', { type: 'string', describe: 'Image label K=V' })
       .option('platform', { type: 'string', describe: 'Target platform os/arch[/variant]' })
       .option('no-cache', { type: 'boolean', describe: 'Do not use the build cache' })
       .option('pull', { type: 'boolean', describe: 'Always look for newer base images (skips images from the store)' })
       .option('network', { type: 'string', describe: 'Network for RUN: default, none or host' })
-      .option('secret', { type: 'string', array: true, describe: 'Secret id=ID,src=PATH or id=ID,env=NAME' })
-      .option('ssh', { type: 'string', array: true, describe: 'SSH agent socket or keys: default|ID[=SOCKET|KEY...]' })
-      .option('cache-from', { type: 'string', array: true, describe: 'External cache source (IMAGE or type=...,...)' })
-      .option('cache-to', { type: 'string', array: true, describe: 'Cache export destination (IMAGE or type=...,...)' })
-      .option('output', { alias: 'o', type: 'string', array: true, describe: 'Output: type=image (the store, default)|registry|docker|oci|tar|local,dest=PATH; - for a tar on stdout' })
+      .option('secret', { type: 'string', describe: 'Secret id=ID,src=PATH or id=ID,env=NAME' })
+      .option('ssh', { type: 'string', describe: 'SSH agent socket or keys: default|ID[=SOCKET|KEY...]' })
+      .option('cache-from', { type: 'string', describe: 'External cache source (IMAGE or type=...,...)' })
+      .option('cache-to', { type: 'string', describe: 'Cache export destination (IMAGE or type=...,...)' })
+      .option('output', { alias: 'o', type: 'string', describe: 'Output: type=image (the store, default)|registry|docker|oci|tar|local,dest=PATH; - for a tar on stdout' })
       .option('push', { type: 'boolean', describe: 'Push the image (shorthand for --output type=image,push=true)' })
       .option('iidfile', { type: 'string', describe: 'Write the image ID here' })
       .option('metadata-file', { type: 'string', describe: 'Write the build result metadata (JSON) here' })
@@ -174,8 +174,11 @@ export default defineCommand<BuildArgs>({
       .option('tlsservername', { type: 'string', describe: 'Server name to check the BuildKit certificate against' })
       .option('tlsdir', { type: 'string', describe: 'Directory with ca.pem, cert.pem and key.pem' })
       .option('keep-buildkitd', { type: 'boolean', describe: 'Keep a buildkitd berth starts running after the build (berth buildkit stop)' })
-      .option('allow', { type: 'string', array: true, describe: 'Extra entitlements (network.host, security.insecure)' }),
+      .option('allow', { type: 'string', describe: 'Extra entitlements (network.host, security.insecure)' }),
   async run(argv, ctx) {
+    // Repeatable flags are not yargs arrays (those would swallow the context argument).
+    const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+    for (const k of ['tag', 'buildArg', 'label', 'secret', 'ssh', 'cacheFrom', 'cacheTo', 'output', 'allow'] as const) (argv as Record<string, unknown>)[k] = list(argv[k]);
     const context = argv.context!;
     const outputs = (argv.output ?? []).map(parseOutput);
     if (argv.push) outputs.push({ type: 'image', push: true, attrs: {} });
