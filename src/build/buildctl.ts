@@ -142,6 +142,9 @@ export class Buildctl {
         buffer: false,
         reject: false,
         forceKillAfterDelay: 3000,
+        // No signal-exit hook: it would re-raise SIGINT on berth once the CLI's own handler has run;
+        // Ctrl-C reaches buildctl through cancelSignal instead.
+        cleanup: false,
         ...(opts.env ? { env: opts.env } : {}),
         ...(opts.signal ? { cancelSignal: opts.signal } : {}),
       });

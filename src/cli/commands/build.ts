@@ -16,6 +16,8 @@ interface BuildArgs {
   label?: string[];
   platform?: string;
   noCache?: boolean;
+  /** yargs reads `--no-cache` as the negation of `--cache`. */
+  cache?: boolean;
   pull?: boolean;
   network?: string;
   secret?: string[];
@@ -155,6 +157,7 @@ export default defineCommand<BuildArgs>({
       .option('label', { type: 'string', describe: 'Image label K=V' })
       .option('platform', { type: 'string', describe: 'Target platform os/arch[/variant]' })
       .option('no-cache', { type: 'boolean', describe: 'Do not use the build cache' })
+      .option('cache', { type: 'boolean', hidden: true })
       .option('pull', { type: 'boolean', describe: 'Always look for newer base images (skips images from the store)' })
       .option('network', { type: 'string', describe: 'Network for RUN: default, none or host' })
       .option('secret', { type: 'string', describe: 'Secret id=ID,src=PATH or id=ID,env=NAME' })
@@ -179,7 +182,10 @@ export default defineCommand<BuildArgs>({
     // Repeatable flags are not yargs arrays (those would swallow the context argument).
     const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
     for (const k of ['tag', 'buildArg', 'label', 'secret', 'ssh', 'cacheFrom', 'cacheTo', 'output', 'allow'] as const) (argv as Record<string, unknown>)[k] = list(argv[k]);
-    const context = argv.context!;
+    // yargs hands a lone `-` positional over as an empty string.
+    const context = argv.context === '' && process.argv.includes('-') ? '-' : argv.context;
+    if (!context) throw new BerthError('INVALID_ARGUMENT', 'no build context given', { hint: 'give a directory, or - for a tar on stdin' });
+    const noCache = argv.noCache === true || argv.cache === false;
     const outputs = (argv.output ?? []).map(parseOutput);
     if (argv.push) outputs.push({ type: 'image', push: true, attrs: {} });
     if (argv.file === '-' && context === '-') throw new BerthError('INVALID_ARGUMENT', 'the context and the Dockerfile cannot both come from stdin', { hint: 'give a context directory with -f -, or a tar context with its own Dockerfile' });
@@ -209,7 +215,7 @@ export default defineCommand<BuildArgs>({
           labels,
           ...(argv.target ? { target: argv.target } : {}),
           ...(argv.platform ? { platform: argv.platform } : {}),
-          ...(argv.noCache ? { noCache: true } : {}),
+          ...(noCache ? { noCache: true } : {}),
           ...(argv.pull ? { pull: true } : {}),
           ...(argv.network ? { network: argv.network } : {}),
           secrets,
