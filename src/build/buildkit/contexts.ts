@@ -26,7 +26,8 @@ function instructions(text: string): string[] {
   let cur = '';
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trimEnd();
-    if (cur === '' && /^\s*#/.test(line)) continue;
+    // Comment lines are dropped, inside continuations too (as BuildKit's parser does).
+    if (/^\s*#/.test(line)) continue;
     if (line.endsWith('\\')) {
       cur += line.slice(0, -1) + ' ';
       continue;
