@@ -145,7 +145,6 @@ for (const s of b.secret) {
   if (f.env && process.env[f.env] === undefined) fail(`failed to parse secret: env ${f.env} is not set`);
 }
 if (b.output.length === 0) fail('an --output is required by the stand-in');
-if (!b.metadataFile) fail('the stand-in expects --metadata-file');
 
 const why = await reachable();
 if (why) fail(dialError(why).replace('failed to list workers', 'failed to get status'));
@@ -159,7 +158,7 @@ const progressFile = recording(`${kind}-${scenario}`, ext) ?? recording(`plain-$
 if (!progressFile) fail(`the stand-in has no recording for ${scenario}`);
 const progress = readFileSync(progressFile, 'utf8').split('\n').filter((l) => !l.startsWith('WALL '));
 
-const write = (s) => new Promise((res) => process.stderr.write(s, res));
+const write = (s) => (b.progress === 'quiet' && !s.startsWith('error') ? Promise.resolve() : new Promise((res) => process.stderr.write(s, res)));
 if (SCENARIO === 'die' || SCENARIO === 'hang') {
   // Half the progress, then the daemon goes away (or nothing more happens until a signal).
   for (const l of progress.slice(0, Math.floor(progress.length / 2))) await write(l + '\n');
@@ -200,7 +199,7 @@ for (const o of b.output) {
   } else fail(`unsupported exporter type ${f.type}`);
 }
 if (toStdout.length > 1) fail('only one output can be written to stdout');
-writeFileSync(b.metadataFile, JSON.stringify(metadata, null, 2));
+if (b.metadataFile) writeFileSync(b.metadataFile, JSON.stringify(metadata, null, 2));
 for (const l of trailer) await write(l + '\n');
 if (toStdout.length === 1) {
   if (SCENARIO === 'corrupt') {

@@ -6,7 +6,7 @@
  * the metadata file agree on. Other outputs (`--push`, `type=docker|oci|tar|local`) are BuildKit's.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { applyLayer } from '../../archive/apply.js';
 import { BerthError, fromSystemError } from '../../errors.js';
@@ -44,7 +44,7 @@ export function createBuildkitBuilder(opts: BuildkitBuilderOptions): Builder {
   /** buildctl's version, or an UNAVAILABLE error naming what to install. */
   const checkVersion = (signal?: AbortSignal) =>
     (version ??= (async () => {
-      const v = await buildctl.versionInfo(signal);
+      const v = await cachedVersion(buildctl, opts.root, signal);
       if (!v) {
         throw new BerthError('UNAVAILABLE', `${buildctl.binary} not found`, {
           hint: 'install BuildKit (buildctl, from github.com/moby/buildkit releases), set BERTH_BUILDCTL, or use --builder builtin',
@@ -91,6 +91,34 @@ interface RunOptions extends BuildkitBuilderOptions {
   buildctl: Buildctl;
   explicit: boolean;
   version: BuildctlVersion;
+}
+
+/**
+ * buildctl's version, remembered in `<root>/buildkit/buildctl-version.json` per binary (path,
+ * size and mtime): asking costs a process start on every build otherwise.
+ */
+async function cachedVersion(buildctl: Buildctl, root: string, signal?: AbortSignal): Promise<BuildctlVersion | undefined> {
+  const path = await onPath(buildctl.binary);
+  if (!path) return undefined;
+  const st = await stat(path).catch(() => undefined);
+  if (!st) return undefined;
+  const key = `${path}:${st.size}:${st.mtimeMs}`;
+  const file = join(buildkitDir(root), 'buildctl-version.json');
+  try {
+    const c = JSON.parse(await readFile(file, 'utf8')) as { key?: string; version?: BuildctlVersion };
+    if (c.key === key && c.version && typeof c.version.major === 'number') return c.version;
+  } catch {
+    /* no cache yet */
+  }
+  const v = await buildctl.versionInfo(signal);
+  if (v) {
+    await mkdirp(buildkitDir(root)).catch(() => {});
+    const tmp = `${file}.${process.pid}`;
+    await writeFile(tmp, JSON.stringify({ key, version: v }))
+      .then(() => rename(tmp, file))
+      .catch(() => {});
+  }
+  return v;
 }
 
 async function isDir(p: string, what: string): Promise<void> {

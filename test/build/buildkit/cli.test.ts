@@ -277,7 +277,8 @@ describe('bad input and failures: one line, the documented exit code, the store 
     const missing = await runBerth(['build', '--builder', 'buildkit', c.ctx], { root: c.root, env: { ...c.env, BERTH_BUILDCTL: '/nonexistent/buildctl' } });
     expect(missing.code).toBe(8);
     expect(missing.stderr).toMatch(/^berth: \/nonexistent\/buildctl not found: install BuildKit/m);
-    const old = await runBerth(['build', '--builder', 'buildkit', c.ctx], { root: c.root, env: { ...c.env, STANDIN_VERSION: 'v0.10.6' } });
+    // (its own root: berth remembers a buildctl's version per binary)
+    const old = await runBerth(['build', '--builder', 'buildkit', c.ctx], { root: join(c.root, '..', 'root-old'), env: { ...c.env, STANDIN_VERSION: 'v0.10.6' } });
     expect(old.code).toBe(8);
     expect(old.stderr).toMatch(/^berth: .* v0\.10\.6 is too old: install buildctl v0\.11 or newer/m);
     const gone = await runBerth(['build', '--builder', 'buildkit', '--buildkit-addr', `unix://${join(c.root, 'none.sock')}`, c.ctx], { root: c.root, env: c.env });
