@@ -296,8 +296,7 @@ export class ProgressReader {
       }
       return new BerthError('UNAVAILABLE', `${daemon} went away during the build (${msg}); nothing was tagged`, { hint: 'check buildkitd and build again', detail: tail });
     }
-    const hint = undefined;
-    return new BerthError(code, `build failed${at}${ins}: ${cleanMessage(msg)}`, { ...(hint ? { hint } : {}), detail: tail });
+    return new BerthError(code, `build failed${at}${ins}: ${cleanMessage(msg)}`, { detail: tail });
   }
 }
 
