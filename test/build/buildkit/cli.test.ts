@@ -291,6 +291,31 @@ describe('bad input and failures: one line, the documented exit code, the store 
   });
 });
 
+describe('daemon addresses', () => {
+  it('tcp:// with TLS flags as buildctl names them; docker-container:// passed through untouched', async () => {
+    const c = await setup();
+    const tcp = createServer((s) => s.end());
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+    const port = (tcp.address() as { port: number }).port;
+    try {
+      for (const f of ['ca.pem', 'cert.pem', 'key.pem']) await writeFile(join(c.ctx, '..', f), 'pem');
+      const pem = (f: string) => join(c.ctx, '..', f);
+      const r = await runBerth(['build', '--builder', 'buildkit', '-q', '--buildkit-addr', `tcp://127.0.0.1:${port}`, '--tlscacert', pem('ca.pem'), '--tlscert', pem('cert.pem'), '--tlskey', pem('key.pem'), '--tlsservername', 'bk.example', c.ctx], { root: c.root, env: c.env });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const a = await argvOf(c);
+      expect(a.slice(0, a.indexOf('build'))).toEqual(['--addr', `tcp://127.0.0.1:${port}`, '--tlsservername', 'bk.example', '--tlscacert', pem('ca.pem'), '--tlscert', pem('cert.pem'), '--tlskey', pem('key.pem')]);
+    } finally {
+      await new Promise((r) => tcp.close(r));
+    }
+    await writeFile(c.log, '');
+    const d = await runBerth(['build', '--builder', 'buildkit', '-q', c.ctx], { root: c.root, env: { ...c.env, BUILDKIT_HOST: 'docker-container://buildkitd' } });
+    expect(d.code).toBe(8);
+    expect(d.stderr).toMatch(/^berth: the BuildKit daemon at docker-container:\/\/buildkitd does not answer \(connection helper docker-container is not available here\)/);
+    expect(flagValues(await argvOf(c), '--addr')).toEqual(['docker-container://buildkitd']);
+  });
+});
+
 describe('a private buildkitd when none answers (stand-in buildkitd, as root)', () => {
   it.skipIf(process.getuid?.() !== 0 || existsSync('/run/buildkit/buildkitd.sock'))('starts one under the root, stops it after the build; --keep-buildkitd and berth buildkit stop', async () => {
     const c = await setup();
