@@ -29,9 +29,14 @@ import type { SaveResult, SaveFormat } from './import/save.js';
 import type { ImportResult } from './import/rootfs.js';
 import type { PullResult, PushResult, Transport, Credentials } from './registry/index.js';
 import type { CopyImageOptions, CopyImageResult } from './transports/index.js';
+import type { BuildRequest, BuildResult, BuildEvent, BuildStep, OutputSpec, SecretSpec } from './build/builder.js';
+import type { BuildOptions as BuilderSelection } from './build/index.js';
 import type { Containers, ContainerInfo, ContainerRecord, LogEntry, SuperviseIO } from './run/containers.js';
 
-export type { CopyImageOptions, CopyImageResult };
+export type { CopyImageOptions, CopyImageResult, BuildRequest, BuildResult, BuildEvent, BuildStep, OutputSpec, SecretSpec };
+
+/** `berth.build(context, opts)`: docker build's options; every list defaults to empty. */
+export type BuildOptions = Partial<Omit<BuildRequest, 'context'>> & Omit<BuilderSelection, 'root'>;
 export type { ProgressEvent, OpOptions, ImageSummary, ImageListOptions, RemoveImagesResult, ImageView, GcResult, CheckResult, DiskUsage, SystemInfo, LoadResult, SaveResult, SaveFormat, ImportResult, PullResult, PushResult, ContainerInfo, ContainerRecord, LogEntry, Credentials };
 
 // ---- options ----
@@ -368,6 +373,20 @@ export class Berth implements AsyncDisposable {
       ...(chunkSize !== undefined ? { chunkSize } : {}),
       ...op({ signal, onProgress }),
     });
+  }
+
+  /**
+   * Build a Dockerfile: `context` is a directory or a tar stream. `builder: 'auto'` (the default)
+   * uses BuildKit when a daemon answers (or a private one can be started) and the built-in
+   * builder otherwise; the result is tagged in this store unless other outputs are asked for.
+   */
+  async build(context: string | Readable, opts: BuildOptions = {}): Promise<BuildResult> {
+    const { build } = await import('./build/index.js');
+    const { builder, addr, buildctl, tls, keepDaemon, ...req } = opts;
+    return build(
+      { tags: [], buildArgs: {}, labels: {}, secrets: [], ssh: [], cacheFrom: [], cacheTo: [], outputs: [], ...req, context },
+      { root: this.root, ...(builder ? { builder } : {}), ...(addr ? { addr } : {}), ...(buildctl ? { buildctl } : {}), ...(tls ? { tls } : {}), ...(keepDaemon ? { keepDaemon } : {}) },
+    );
   }
 
   /**

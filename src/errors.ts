@@ -34,6 +34,8 @@ export interface BerthErrorOptions {
   hint?: string;
   /** Exit status to use instead of the code's default (e.g. a container's own exit status). */
   exitCode?: number;
+  /** Lines shown under the one-line message (e.g. a failed build step's last output lines). */
+  detail?: readonly string[];
 }
 
 /**
@@ -51,12 +53,14 @@ export class BerthError extends Error {
   readonly code: ErrorCode;
   readonly hint: string | undefined;
   readonly exitCode: number;
+  readonly detail: readonly string[];
 
   constructor(code: ErrorCode, message: string, opts: BerthErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.code = code;
     this.hint = opts.hint;
     this.exitCode = opts.exitCode ?? EXIT_CODES[code];
+    this.detail = opts.detail ?? [];
   }
 
   /** The one line the CLI prints. */

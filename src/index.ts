@@ -45,6 +45,15 @@ export type {
   ContainerRecord,
   LogEntry,
   Credentials,
+  CopyImageOptions,
+  CopyImageResult,
+  BuildOptions,
+  BuildRequest,
+  BuildResult,
+  BuildEvent,
+  BuildStep,
+  OutputSpec,
+  SecretSpec,
 } from './berth.js';
 export { BerthError, isBerthError, EXIT_CODES, ERROR_CODES, type ErrorCode, type BerthErrorOptions } from './errors.js';
 export type { ProgressEvent, OpOptions } from './oci/content.js';

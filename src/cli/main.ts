@@ -30,6 +30,7 @@ function register(y: Argv<GlobalArgs>, cmd: BerthCommand<any>, ctxOf: (argv: Glo
 function report(e: unknown, debug: boolean): number {
   if (e instanceof BerthError) {
     process.stderr.write(`berth: ${e.oneLine()}\n`);
+    for (const l of e.detail) process.stderr.write(`  ${l}\n`);
     if (debug) process.stderr.write(`${e.stack}\n${e.cause ? `caused by: ${(e.cause as Error).stack ?? String(e.cause)}\n` : ''}`);
     return e.exitCode;
   }

@@ -1,0 +1,72 @@
+/**
+ * `build(req, opts)`: pick a backend and build. `--builder auto` takes BuildKit when a daemon
+ * answers (or can be started) and the built-in builder otherwise, and says which and why in one
+ * `message` event; `buildkit` / `builtin` use that backend and fail with its reason.
+ */
+import { BerthError } from '../errors.js';
+import type { BuildctlTls } from './buildctl.js';
+import type { Builder, BuildRequest, BuildResult } from './builder.js';
+import { createBuildkitBuilder } from './buildkit/index.js';
+import { createNativeBuilder } from './native/index.js';
+
+export type BuilderChoice = 'auto' | 'buildkit' | 'builtin';
+
+export interface BuildOptions {
+  /** berth's root (the store is `<root>/content`). */
+  root: string;
+  builder?: BuilderChoice;
+  /** BuildKit address (`--buildkit-addr`; else `BUILDKIT_HOST`). */
+  addr?: string;
+  /** buildctl binary. */
+  buildctl?: string;
+  tls?: BuildctlTls;
+  /** Keep a private buildkitd running after the build. */
+  keepDaemon?: boolean;
+}
+
+export function builderFor(choice: 'buildkit' | 'builtin', opts: BuildOptions): Builder {
+  if (choice === 'builtin') return createNativeBuilder({ root: opts.root });
+  return createBuildkitBuilder({
+    root: opts.root,
+    ...(opts.addr ? { addr: opts.addr } : {}),
+    ...(opts.buildctl ? { binary: opts.buildctl } : {}),
+    ...(opts.tls ? { tls: opts.tls } : {}),
+    ...(opts.keepDaemon ? { keepDaemon: true } : {}),
+  });
+}
+
+/** Choose the backend (one `message` event says which and why). */
+export async function chooseBuilder(req: Pick<BuildRequest, 'signal' | 'onProgress'>, opts: BuildOptions): Promise<Builder> {
+  const choice = opts.builder ?? 'auto';
+  const say = (text: string) => req.onProgress?.({ type: 'message', text });
+  if (choice === 'buildkit' || choice === 'builtin') {
+    say(`builder: ${choice} (asked for)`);
+    return builderFor(choice, opts);
+  }
+  if (choice !== 'auto') throw new BerthError('INVALID_ARGUMENT', `unknown builder ${JSON.stringify(choice)}`, { hint: 'use auto, buildkit or builtin' });
+  const bk = builderFor('buildkit', opts);
+  const a = await bk.available(req.signal);
+  if (a.ok) {
+    say(`builder: buildkit (${a.why})`);
+    return bk;
+  }
+  const nb = builderFor('builtin', opts);
+  const n = await nb.available(req.signal);
+  if (n.ok) {
+    say(`builder: builtin (BuildKit: ${a.why})`);
+    return nb;
+  }
+  throw new BerthError('UNAVAILABLE', `no builder can build here: BuildKit: ${a.why}; built-in: ${n.why}`, {
+    hint: 'install BuildKit (buildctl and buildkitd) or point --buildkit-addr at a daemon',
+  });
+}
+
+/** Build a Dockerfile into the store (or the outputs asked for). */
+export async function build(req: BuildRequest, opts: BuildOptions): Promise<BuildResult> {
+  const b = await chooseBuilder(req, opts);
+  return b.build(req);
+}
+
+export type { Builder, BuildRequest, BuildResult, BuildEvent, BuildStep, OutputSpec, SecretSpec } from './builder.js';
+export { createBuildkitBuilder, type BuildkitBuilderOptions } from './buildkit/index.js';
+export { stopKeptDaemon } from './buildkit/daemon.js';
