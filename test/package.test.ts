@@ -52,14 +52,17 @@ describe('npm package', () => {
 
     await writeFile(
       join(app, 'snippet.js'),
-      `import { ContentStore, getImage, listImageSummaries } from 'berth-oci';
+      `import { openBerth } from 'berth-oci';
+import { ContentStore } from 'berth-oci/store';
+const berth = await openBerth({ root: process.argv[2] });
+const cfg = await (await berth.image('pkg:1')).config();
+const rows = await berth.images();
 const store = await ContentStore.open(process.argv[2]);
-const img = await getImage(store, 'pkg:1');
-const rows = await listImageSummaries(store);
-console.log(JSON.stringify({ diffIds: img.config.rootfs.diff_ids.length, rows: rows.map((r) => r.Repository + ':' + r.Tag) }));
+console.log(JSON.stringify({ diffIds: cfg.rootfs.diff_ids.length, rows: rows.map((r) => r.Repository + ':' + r.Tag), blobs: (await store.listBlobs()).length > 0 }));
+await berth.close();
 `,
     );
     const snip = await run(process.execPath, ['snippet.js', root], { cwd: app, timeout: 60_000 });
-    expect(JSON.parse(snip.stdout)).toEqual({ diffIds: 1, rows: ['pkg:1'] });
+    expect(JSON.parse(snip.stdout)).toEqual({ diffIds: 1, rows: ['pkg:1'], blobs: true });
   }, 600_000);
 });

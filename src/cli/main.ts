@@ -116,7 +116,7 @@ export async function main(args: string[]): Promise<void> {
 
   let y = yargs(args)
     .scriptName('berth')
-    .usage('berth: daemonless container images (import, load/save, pull/push, run)\n\nUsage: berth [--root DIR] COMMAND')
+    .usage('berth: daemonless container images (build, load/save, pull/push, copy, run)\n\nUsage: berth [--root DIR] COMMAND')
     .option('root', { type: 'string', describe: 'Store root (default: BERTH_ROOT, /var/lib/berth as root, else $XDG_DATA_HOME/berth)', global: true })
     .option('debug', { type: 'boolean', describe: 'Show stack traces and internal detail', global: true })
     .option('progress', { choices: ['auto', 'tty', 'plain', 'json', 'none'] as const, default: 'auto' as const, describe: 'Progress on stderr', global: true })

@@ -21,7 +21,7 @@ afterAll(async () => reg?.stop());
 async function plainTar(dir: string): Promise<string> {
   const tar = join(dir, 'root.tar');
   const src = join(import.meta.dirname, '..');
-  execFileSync('tar', ['-C', src, '-cf', tar, 'kit', 'fixtures', 'registry', 'import', 'archive']);
+  execFileSync('tar', ['-C', src, '--exclude=buildkit-samples', '-cf', tar, 'kit', 'fixtures', 'registry', 'import', 'archive']);
   return tar;
 }
 
