@@ -457,8 +457,16 @@ export class Containers {
   /** Send a signal to the container's init (runc kill). */
   async kill(id: string, signal: string | number = 'SIGKILL', opts: { all?: boolean } = {}): Promise<void> {
     const n = signalNumber(signal);
-    const i = await this.info(id);
+    let i = await this.info(id);
     if (i.status !== 'running') throw new BerthError('INVALID_ARGUMENT', `container ${i.record.name} is not running`);
+    // Between its monitor marking it running and runc starting it, runc does not know it yet.
+    for (let t = 0; i.status === 'running' && i.state.pid === undefined && t < 400; t++) {
+      await new Promise((r) => setTimeout(r, 25));
+      const now = await this.info(id).catch(() => undefined);
+      if (!now) return; // an --rm container that ended and was removed
+      i = now;
+    }
+    if (i.status !== 'running') return;
     try {
       await this.runc.kill(id, n, opts);
     } catch (e) {
