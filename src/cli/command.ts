@@ -9,10 +9,11 @@ export interface BerthCommand<A = Record<string, unknown>> {
   run: (argv: ArgumentsCamelCase<A & GlobalArgs>, ctx: CliContext) => Promise<void>;
   /**
    * For verbs that pass their trailing arguments through (run, exec): given the arguments after
-   * the verb, how many are berth's. The rest reaches the handler verbatim as `ctx.split.rest`
-   * and is never parsed by berth (its --root, --debug, --help are the container's).
+   * the verb, how many are berth's (`consumed`) and the flags among them. The rest reaches the
+   * handler verbatim as `ctx.split.rest` and is never parsed by berth (its --root, --debug,
+   * --help are the container's).
    */
-  split?: (args: readonly string[]) => number;
+  split?: (args: readonly string[]) => { consumed: number; flags: Record<string, unknown> };
 }
 
 export function defineCommand<A = Record<string, unknown>>(c: BerthCommand<A>): BerthCommand<A> {

@@ -86,9 +86,31 @@ function onlyGlobals(args: readonly string[]): boolean {
 /**
  * yargs 17's CommonJS build is one bundled file: loading it through require costs about a third
  * of what yargs 18's ESM graph does (it compiles string-width's emoji tables at load), and every
- * berth command pays that on start.
+ * berth command pays that on start, except run and exec without --help, which never load it.
  */
-const yargs = createRequire(import.meta.url)('yargs/yargs') as (args: string[]) => Argv<GlobalArgs>;
+const loadYargs = () => createRequire(import.meta.url)('yargs/yargs') as (args: string[]) => Argv<GlobalArgs>;
+
+const PROGRESS = ['auto', 'tty', 'plain', 'json', 'none'] as const;
+
+/**
+ * berth's global flags before the verb, when they are nothing else (`--root DIR`, `--root=DIR`,
+ * `--progress MODE`, `--debug`); undefined when yargs must look (help, version, a typo).
+ */
+function plainGlobals(args: readonly string[]): GlobalArgs | undefined {
+  const g: GlobalArgs = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const m = /^--(root|progress)(?:=(.*))?$/.exec(a);
+    if (m) {
+      const v = m[2] ?? args[++i];
+      if (v === undefined) return undefined;
+      if (m[1] === 'root') g.root = v;
+      else g.progress = v as GlobalArgs['progress'];
+    } else if (a === '--debug') g.debug = true;
+    else return undefined;
+  }
+  return g;
+}
 
 export async function main(args: string[]): Promise<void> {
   // Only the verb being run is imported; the others are listed from the table.
@@ -146,23 +168,43 @@ export async function main(args: string[]): Promise<void> {
     if (mod && !isGroup(mod) && mod.split) {
       // run/exec: berth's part ends at the image/container; the rest is never parsed as berth's.
       const after = args.slice(vi + 1);
-      const n = mod.split(after);
-      own = args.slice(0, vi + 1 + n);
-      split = { own: after.slice(0, n), rest: after.slice(n) };
+      const { consumed, flags } = mod.split(after);
+      own = args.slice(0, vi + 1 + consumed);
+      split = { own: after.slice(0, consumed), rest: after.slice(consumed) };
+      const pre = plainGlobals(args.slice(0, vi));
+      if (pre && !flags.help) {
+        // No help asked for: the verb's table already parsed every flag, yargs is not needed.
+        const g: GlobalArgs = {
+          ...pre,
+          ...(flags.root !== undefined ? { root: String(flags.root) } : {}),
+          ...(flags.progress !== undefined ? { progress: String(flags.progress) as GlobalArgs['progress'] } : {}),
+          ...(flags.debug !== undefined ? { debug: !!flags.debug } : {}),
+        };
+        debug = !!g.debug;
+        if (g.progress !== undefined && !(PROGRESS as readonly string[]).includes(g.progress)) {
+          throw new BerthError('INVALID_ARGUMENT', `invalid --progress ${JSON.stringify(g.progress)}`, { hint: `use one of ${PROGRESS.join(', ')}` });
+        }
+        await mod.run({ _: [], $0: 'berth', progress: 'auto', ...g } as never, ctxOf(g));
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        return;
+      }
     }
   } catch (e) {
     process.exitCode = report(e, debug);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     return;
   }
   debug = wantsDebug(own);
   if (!verb && onlyGlobals(args)) own = [...args, '--help'];
 
-  let y = yargs(own)
+  let y = loadYargs()(own)
     .scriptName('berth')
     .usage('berth: daemonless container images (build, load/save, pull/push, run)\n\nUsage: berth [--root DIR] COMMAND')
     .option('root', { type: 'string', describe: 'Store root (default: BERTH_ROOT, /var/lib/berth as root, else $XDG_DATA_HOME/berth)', global: true })
     .option('debug', { type: 'boolean', describe: 'Show stack traces and internal detail', global: true })
-    .option('progress', { choices: ['auto', 'tty', 'plain', 'json', 'none'] as const, default: 'auto' as const, describe: 'Progress on stderr', global: true })
+    .option('progress', { choices: PROGRESS, default: 'auto' as const, describe: 'Progress on stderr', global: true })
     .version(false)
     .option('version', { alias: 'v', type: 'boolean', describe: 'Show the version', global: false })
     .strict()

@@ -17,7 +17,7 @@ import type { OpOptions } from '../oci/content.js';
 import type { Snapshotter } from '../snapshot/index.js';
 import { prepareRootfs, writeBundle } from './bundle.js';
 import { LogWriter, readLog, type LogEntry } from './logs.js';
-import { spawnMonitor } from './monitor.js';
+import { ImageCache, type ResolvedImage } from './imagecache.js';
 import { execProcess, runProcess, signalNumber } from './process.js';
 import { NAME_RE, Records, procStat, randomName, writeJsonAtomic, type ContainerInfo, type ContainerPaths, type ContainerRecord, type ContainerState } from './records.js';
 import { mkdirInRoot, readInRoot } from './rootfs.js';
@@ -129,9 +129,17 @@ export async function isMounted(target: string): Promise<boolean> {
   return info.split('\n').some((l) => l.split(' ')[4] === esc);
 }
 
-async function openSnapshotter(root: string): Promise<Snapshotter> {
-  const m = await import('../snapshot/index.js');
-  return m.Snapshotter.open(root);
+/**
+ * The snapshotter, without its overlay probe (a test mount) on every run: once overlay worked
+ * under this root, that is remembered in `cacheFile` (a failed probe is not remembered).
+ */
+async function openSnapshotter(root: string, cacheFile: string): Promise<Snapshotter> {
+  const { Snapshotter } = await import('../snapshot/index.js');
+  if (process.env.BERTH_SNAPSHOTTER) return Snapshotter.open(root);
+  if ((await readFile(cacheFile, 'utf8').catch(() => '')) === 'overlay') return Snapshotter.open(root, { driver: 'overlay' });
+  const s = await Snapshotter.open(root);
+  if ((await s.driver()) === 'overlay') await writeFile(cacheFile, 'overlay').catch(() => {});
+  return s;
 }
 
 // ---- the container set ----
@@ -160,7 +168,7 @@ export class Containers {
   }
 
   snapshotter(): Promise<Snapshotter> {
-    return (this.#snap ??= openSnapshotter(this.root));
+    return (this.#snap ??= openSnapshotter(this.root, join(this.dir, '.snapshot-driver')));
   }
 
   paths(id: string): ContainerPaths {
@@ -222,7 +230,15 @@ export class Containers {
 
   // ---- create ----
 
-  async create(store: ContentStore, o: CreateOptions): Promise<ContainerRecord> {
+  /**
+   * Create a container from an image: claim the name, unpack (when needed) and prepare the
+   * snapshot, mount the rootfs, write the bundle. Nothing is left behind when it fails. `store`
+   * may be a function: a warm create (the image resolved and unpacked by an earlier run, see
+   * imagecache.ts) does not open the store at all.
+   */
+  async create(store: ContentStore | (() => Promise<ContentStore>), o: CreateOptions): Promise<ContainerRecord> {
+    let storeP: Promise<ContentStore> | undefined;
+    const getStore = () => (storeP ??= typeof store === 'function' ? store() : Promise.resolve(store));
     // Validate everything that needs no I/O first.
     const binds: BindSpec[] = (o.volumes ?? []).map(parseVolume);
     const tmpfs: SpecMount[] = (o.tmpfs ?? []).map(parseTmpfs);
@@ -236,8 +252,15 @@ export class Containers {
       const st = await stat(b.source).catch(() => undefined);
       if (!st) throw new BerthError('INVALID_ARGUMENT', `invalid mount spec ${b.source}:${b.destination}: the host path ${b.source} does not exist`, { hint: 'create it first' });
     }
-    const view = await this.#image(store, o);
-    let args = processArgs(view.config.config, { ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}), ...(o.cmd ? { cmd: o.cmd } : {}) });
+    const cache = new ImageCache(join(this.dir, '.image-cache.json'), typeof store === 'function' ? join(this.root, 'content', 'index.json') : store.indexPath);
+    const snap = await this.snapshotter();
+    let img = await cache.image(o.image);
+    let view: ImageView | undefined;
+    if (!img || !(await snap.has(img.chainId))) {
+      view = await this.#image(await getStore(), o);
+      img = { ...(view.name ? { name: view.name } : {}), manifestDigest: view.manifestDesc.digest, configDigest: view.configDesc.digest, config: view.config.config, chainId: '' };
+    }
+    let args = processArgs(img.config, { ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}), ...(o.cmd ? { cmd: o.cmd } : {}) });
     if (o.init) {
       binds.push({ source: findInit(), destination: INIT_PATH, readonly: true });
       args = [INIT_PATH, '--', ...args];
@@ -255,10 +278,13 @@ export class Containers {
       await mkdir(p.rootfs, { recursive: true });
       cleanup.push(() => rm(p.dir, { recursive: true, force: true }));
 
-      const snap = await this.snapshotter();
-      const { chainId } = await snap.unpackImage(store, view, { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
+      if (view) {
+        const { chainId } = await snap.unpackImage(await getStore(), view, { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
+        img.chainId = chainId;
+        await cache.setImage(o.image, img);
+      }
       const snapshotKey = `ctr-${id}`;
-      await snap.prepare(snapshotKey, chainId);
+      await snap.prepare(snapshotKey, img.chainId);
       cleanup.push(() => snap.remove(snapshotKey));
       await snap.mount(snapshotKey, p.rootfs);
       cleanup.push(() => this.#unmount(p.rootfs));
@@ -267,21 +293,22 @@ export class Containers {
       const record: ContainerRecord = {
         id,
         name,
-        image: { ...(view.name ? { name: view.name } : {}), digest: view.manifestDesc.digest, config: view.configDesc.digest, ref: o.image },
+        image: { ...(img.name ? { name: img.name } : {}), digest: img.manifestDigest, config: img.configDigest, ref: o.image },
         snapshotKey,
-        chainId,
+        chainId: img.chainId,
         created: new Date().toISOString(),
         args,
         hostname,
         autoRemove: !!o.autoRemove,
         tty: !!o.tty,
         interactive: !!o.interactive,
-        stopSignal: view.config.config?.StopSignal ?? 'SIGTERM',
+        stopSignal: img.config?.StopSignal ?? 'SIGTERM',
         network,
       };
-      await writeBundle(p.dir, await this.#spec(p, record, view, o, binds, tmpfs));
+      await writeBundle(p.dir, await this.#spec(p, record, img, cache, o, binds, tmpfs));
       await this.records.writeRecord(record);
       await this.writeState(id, { status: 'created' });
+      await cache.save();
       return record;
     } catch (e) {
       for (const f of cleanup.reverse()) await f().catch(() => {});
@@ -303,10 +330,17 @@ export class Containers {
   }
 
   /** The runtime spec of a new container; its rootfs mount points and side files are made here. */
-  async #spec(p: ContainerPaths, r: ContainerRecord, view: ImageView, o: CreateOptions, binds: BindSpec[], tmpfs: SpecMount[]): Promise<RuntimeSpec> {
-    const [passwd, group] = await Promise.all([readInRoot(p.rootfs, '/etc/passwd'), readInRoot(p.rootfs, '/etc/group')]);
-    const user = resolveUser(o.user ?? view.config.config?.User, passwd, group);
-    const cwd = o.workdir ?? (view.config.config?.WorkingDir || '/');
+  async #spec(p: ContainerPaths, r: ContainerRecord, img: ResolvedImage, cache: ImageCache, o: CreateOptions, binds: BindSpec[], tmpfs: SpecMount[]): Promise<RuntimeSpec> {
+    // The new upper dir is empty: the rootfs's /etc/passwd is the image's, so a user resolved
+    // once in this chain is resolved for good.
+    const userSpec = o.user ?? img.config?.User ?? '';
+    let user = await cache.user(r.chainId, userSpec);
+    if (!user) {
+      const [passwd, group] = await Promise.all([readInRoot(p.rootfs, '/etc/passwd'), readInRoot(p.rootfs, '/etc/group')]);
+      user = resolveUser(userSpec, passwd, group);
+      await cache.setUser(r.chainId, userSpec, user);
+    }
+    const cwd = o.workdir ?? (img.config?.WorkingDir || '/');
     const hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
     await Promise.all([
       writeFile(p.hosts, hostsFile(r.hostname, r.network)),
@@ -315,7 +349,7 @@ export class Containers {
     ]);
     const spec = buildSpec({
       args: r.args,
-      env: mergeEnv(view.config.config?.Env, [`HOSTNAME=${r.hostname}`], o.env),
+      env: mergeEnv(img.config?.Env, [`HOSTNAME=${r.hostname}`], o.env),
       cwd,
       user,
       hostname: r.hostname,
@@ -421,6 +455,7 @@ export class Containers {
       if (info.status === 'running') throw new BerthError('INVALID_ARGUMENT', `container ${info.record.name} is already running`);
       if (info.status === 'dead') await this.#cleanupStale(id);
       await this.remount(id);
+      const { spawnMonitor } = await import('./monitor.js');
       return await spawnMonitor(this.root, id, this.paths(id).dir);
     } catch (e) {
       // The monitor cleans up after itself; this covers a monitor that never ran.

@@ -90,6 +90,21 @@ describe.skipIf(!isRoot)('container arguments on runc', () => {
     }
   });
 
+  it('a warm run follows a tag that moved and re-unpacks a snapshot that was removed', async () => {
+    const store = await ContentStore.open(root);
+    await busyboxImage(store, 'berth.test/moving:1', { files: { '/marker': 'one\n' } });
+    expect((await berth(['run', '--rm', 'berth.test/moving:1', 'cat', '/marker'])).stdout).toBe('one\n');
+    expect((await berth(['run', '--rm', 'berth.test/moving:1', 'cat', '/marker'])).stdout).toBe('one\n');
+    await busyboxImage(store, 'berth.test/moving:1', { files: { '/marker': 'two\n' }, config: { User: 'app' } });
+    const two = await berth(['run', '--rm', 'berth.test/moving:1', 'sh', '-c', 'cat /marker; id -u']);
+    expect(two.stdout).toBe('two\n1000\n');
+    // the committed snapshots go (as a snapshot prune would take them): the next run unpacks again
+    await rm(join(root, 'snapshots', 'c'), { recursive: true, force: true });
+    const again = await berth(['run', '--rm', 'berth.test/moving:1', 'cat', '/marker']);
+    expect(again.stderr).toBe('');
+    expect(again.stdout).toBe('two\n');
+  });
+
   it('stop of a foreground run --rm container answers right every time', async () => {
     for (let k = 0; k < 4; k++) {
       const name = `fg${k}`;

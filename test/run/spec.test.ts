@@ -125,8 +125,8 @@ describe('docker-style argv', () => {
     expect(r.positionals).toEqual(['img']);
     expect(r.rest).toEqual(['sh', '-c', 'echo --rm', '--root', '/x']);
     expect(r.consumed).toBe(11);
-    expect(runSplit(['-v', '/a:/b', 'img', '-v'])).toBe(3);
-    expect(runSplit(['--', 'img', '--rm'])).toBe(2);
+    expect(runSplit(['-v', '/a:/b', 'img', '-v']).consumed).toBe(3);
+    expect(runSplit(['--', 'img', '--rm']).consumed).toBe(2);
     expect(() => runSplit(['--rm'])).toThrow(/requires at least 1 argument: IMAGE/);
     expect(() => runSplit(['-e'])).toThrow(/flag needs an argument: --env/);
     expect(() => parseDockerArgs(['--bogus', 'img'], RUN_FLAGS, 1, 'run')).toThrow(/unknown flag/);

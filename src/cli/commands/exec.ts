@@ -16,12 +16,12 @@ export const EXEC_FLAGS: readonly DockerFlag[] = [
 const USAGE = 'berth exec [OPTIONS] CONTAINER COMMAND [ARG...]';
 
 /** How many of the arguments after `exec` are berth's: the flags and CONTAINER. */
-export function execSplit(args: readonly string[]): number {
+export function execSplit(args: readonly string[]): { consumed: number; flags: Record<string, unknown> } {
   const p = parseDockerArgs(args, EXEC_FLAGS, 1, 'exec');
   if (!p.flags.help && (p.positionals.length === 0 || p.rest.length === 0)) {
     throw new BerthError('INVALID_ARGUMENT', '"berth exec" requires at least 2 arguments: CONTAINER COMMAND', { hint: USAGE });
   }
-  return p.consumed;
+  return p;
 }
 
 export default defineCommand({

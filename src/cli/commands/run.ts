@@ -32,12 +32,12 @@ export const RUN_FLAGS: readonly DockerFlag[] = [
 ];
 
 /** How many of the arguments after `run` are berth's: the flags and IMAGE (main.ts splits there). */
-export function runSplit(args: readonly string[]): number {
+export function runSplit(args: readonly string[]): { consumed: number; flags: Record<string, unknown> } {
   const p = parseDockerArgs(args, RUN_FLAGS, 1, 'run');
   if (p.positionals.length === 0 && !p.flags.help) {
     throw new BerthError('INVALID_ARGUMENT', '"berth run" requires at least 1 argument: IMAGE', { hint: 'berth run [OPTIONS] IMAGE [COMMAND] [ARG...]' });
   }
-  return p.consumed;
+  return p;
 }
 
 /** Forward SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/2 to the container while it runs in the foreground. */
@@ -85,7 +85,6 @@ async function runMain(ctx: CliContext, progressFlag: string): Promise<void> {
   const { runRequest } = await import('../../run/options.js');
   const req = runRequest(image, ctx.split?.rest ?? [], flags, { stdinIsTTY: !!process.stdin.isTTY });
   for (const w of req.warnings) ctx.warn(w);
-  const store = await ctx.store();
   const { Containers } = await import('../../run/containers.js');
   const containers = await Containers.open(ctx.rootPath);
   const v = await containers.checkRunc();
@@ -98,15 +97,15 @@ async function runMain(ctx: CliContext, progressFlag: string): Promise<void> {
     const pull = async () => {
       // The CLI pulls (run/ does not depend on registry/); create itself never does.
       const { pull: pullImage } = await import('../../registry/pull.js');
-      await pullImage(store, image, { signal: ctx.signal, onProgress: p.onProgress });
+      await pullImage(await ctx.store(), image, { signal: ctx.signal, onProgress: p.onProgress });
     };
     if (req.pull === 'always') await pull();
     try {
-      record = await containers.create(store, opts);
+      record = await containers.create(() => ctx.store(), opts);
     } catch (e) {
       if (req.pull !== 'missing' || !(e instanceof BerthError && e.code === 'NOT_FOUND' && /^no such image/.test(e.message))) throw e;
       await pull();
-      record = await containers.create(store, opts);
+      record = await containers.create(() => ctx.store(), opts);
     }
   } finally {
     p.done();
