@@ -134,10 +134,10 @@ export async function isMounted(target: string): Promise<boolean> {
  * under this root, that is remembered in `cacheFile` (a failed probe is not remembered).
  */
 async function openSnapshotter(root: string, cacheFile: string): Promise<Snapshotter> {
-  const { Snapshotter } = await import('../snapshot/index.js');
-  if (process.env.BERTH_SNAPSHOTTER) return Snapshotter.open(root);
-  if ((await readFile(cacheFile, 'utf8').catch(() => '')) === 'overlay') return Snapshotter.open(root, { driver: 'overlay' });
-  const s = await Snapshotter.open(root);
+  const m = await import('../snapshot/index.js');
+  if (process.env.BERTH_SNAPSHOTTER) return m.openSnapshotter(root);
+  if ((await readFile(cacheFile, 'utf8').catch(() => '')) === 'overlay') return m.openSnapshotter(root, { driver: 'overlay' });
+  const s = await m.openSnapshotter(root);
   if ((await s.driver()) === 'overlay') await writeFile(cacheFile, 'overlay').catch(() => {});
   return s;
 }
@@ -279,7 +279,8 @@ export class Containers {
       cleanup.push(() => rm(p.dir, { recursive: true, force: true }));
 
       if (view) {
-        const { chainId } = await snap.unpackImage(await getStore(), view, { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
+        const { unpack } = await import('../snapshot/index.js');
+        const { chainId } = await unpack(snap, await getStore(), view, { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
         img.chainId = chainId;
         await cache.setImage(o.image, img);
       }
@@ -563,16 +564,18 @@ export class Containers {
     }
     if (this.runc.hasState(id)) await this.runc.delete(id, { force: true }).catch(() => {});
     const snap = await this.snapshotter();
-    if (await isMounted(p.rootfs)) {
-      await snap.unmount(p.rootfs).catch(async () => {
-        // a busy or half-broken mount: detach it lazily so the directory can go
-        const { native, MNT_DETACH } = await import('../archive/native.js');
+    // (not mounted is fine for unmount)
+    await snap.unmount(p.rootfs).catch(async () => {
+      // a busy or half-broken mount: detach it lazily so the directory can go
+      const { native, MNT_DETACH } = await import('../archive/native.js');
+      try {
         native().umount2(p.rootfs, MNT_DETACH);
-      });
-    }
+      } catch {
+        /* not mounted after all */
+      }
+    });
     await snap.remove(record?.snapshotKey ?? `ctr-${id}`).catch(() => {});
-    await rm(p.dir, { recursive: true, force: true });
-    if (record) await this.records.releaseName(record.name, id);
+    await Promise.all([rm(p.dir, { recursive: true, force: true }), record ? this.records.releaseName(record.name, id) : undefined]);
   }
 
   /** Remove every container that is not running; the removed ids. */
