@@ -1,3 +1,4 @@
+import { isatty } from 'node:tty';
 import { BerthError } from '../../errors.js';
 import { defineCommand } from '../command.js';
 import { parseDockerArgs, yargsOptions, type DockerFlag } from '../dockerflags.js';
@@ -42,7 +43,7 @@ export default defineCommand({
     const rest = [...(ctx.split?.rest ?? [])];
     if (f.detach) throw new BerthError('UNSUPPORTED', 'exec -d is not supported yet', { hint: 'run the command in the foreground' });
     const tty = !!f.tty;
-    if (tty && !process.stdin.isTTY) throw new BerthError('INVALID_ARGUMENT', 'the input device is not a TTY', { hint: 'drop -t, or run berth from a terminal' });
+    if (tty && !isatty(0)) throw new BerthError('INVALID_ARGUMENT', 'the input device is not a TTY', { hint: 'drop -t, or run berth from a terminal' });
     const { parseEnvFlags } = await import('../../run/spec.js');
     const { Containers } = await import('../../run/containers.js');
     const containers = await Containers.open(ctx.rootPath);

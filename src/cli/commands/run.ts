@@ -1,3 +1,4 @@
+import { isatty } from 'node:tty';
 import { BerthError } from '../../errors.js';
 import { defineCommand } from '../command.js';
 import type { CliContext } from '../context.js';
@@ -83,14 +84,14 @@ async function runMain(ctx: CliContext, progressFlag: string): Promise<void> {
   const { flags, positionals } = parseDockerArgs(own, RUN_FLAGS, 1, 'run');
   const image = positionals[0]!;
   const { runRequest } = await import('../../run/options.js');
-  const req = runRequest(image, ctx.split?.rest ?? [], flags, { stdinIsTTY: !!process.stdin.isTTY });
+  const req = runRequest(image, ctx.split?.rest ?? [], flags, { stdinIsTTY: isatty(0) } /* process.stdin would set up a stream for nothing */);
   for (const w of req.warnings) ctx.warn(w);
   const { Containers } = await import('../../run/containers.js');
   const containers = await Containers.open(ctx.rootPath);
   const v = await containers.checkRunc();
   if (v.fresh && v.warning) ctx.warn(v.warning);
   // Unpack progress only on a terminal (or when asked): stderr is also the container's.
-  const p = progressFlag !== 'auto' || process.stderr.isTTY ? ctx.progress('unpacking') : { onProgress: () => {}, done: () => {} };
+  const p = progressFlag !== 'auto' || isatty(2) ? ctx.progress('unpacking') : { onProgress: () => {}, done: () => {} };
   let record;
   try {
     const opts = { ...req.create, signal: ctx.signal, onProgress: p.onProgress };
