@@ -14,7 +14,7 @@ import { BerthError, isBerthError } from '../errors.js';
 import type { ImageView } from '../store/images.js';
 import type { ContentStore } from '../store/store.js';
 import type { OpOptions } from '../oci/content.js';
-import type { Snapshotter } from '../snapshot/index.js';
+import type { SnapshotDriver, Snapshotter } from '../snapshot/index.js';
 import { prepareRootfs, writeBundle } from './bundle.js';
 import { LogWriter, readLog, type LogEntry } from './logs.js';
 import { ImageCache, type ResolvedImage } from './imagecache.js';
@@ -133,8 +133,9 @@ export async function isMounted(target: string): Promise<boolean> {
  * The snapshotter, without its overlay probe (a test mount) on every run: once overlay worked
  * under this root, that is remembered in `cacheFile` (a failed probe is not remembered).
  */
-async function openSnapshotter(root: string, cacheFile: string): Promise<Snapshotter> {
+async function openSnapshotter(root: string, cacheFile: string, driver?: SnapshotDriver): Promise<Snapshotter> {
   const m = await import('../snapshot/index.js');
+  if (driver) return m.openSnapshotter(root, { driver });
   if (process.env.BERTH_SNAPSHOTTER) return m.openSnapshotter(root);
   if ((await readFile(cacheFile, 'utf8').catch(() => '')) === 'overlay') return m.openSnapshotter(root, { driver: 'overlay' });
   const s = await m.openSnapshotter(root);
@@ -151,8 +152,10 @@ export class Containers {
   readonly runc: Runc;
   readonly records: Records;
   #snap: Promise<Snapshotter> | undefined;
+  readonly #driver: SnapshotDriver | undefined;
 
-  private constructor(root: string, runc?: Runc) {
+  private constructor(root: string, runc?: Runc, driver?: SnapshotDriver) {
+    this.#driver = driver;
     this.root = root;
     this.records = new Records(root);
     this.dir = this.records.dir;
@@ -160,15 +163,16 @@ export class Containers {
     this.runc = runc ?? new Runc({ root: join(root, 'runc') });
   }
 
-  static async open(root: string, opts: { runc?: Runc } = {}): Promise<Containers> {
-    const c = new Containers(root, opts.runc);
+  /** `snapshotter` picks the driver of new containers' snapshots (default: overlay when it works, or BERTH_SNAPSHOTTER). */
+  static async open(root: string, opts: { runc?: Runc; snapshotter?: SnapshotDriver } = {}): Promise<Containers> {
+    const c = new Containers(root, opts.runc, opts.snapshotter);
     await c.records.init();
     await mkdir(c.runc.root, { recursive: true, mode: 0o700 }).catch(() => {});
     return c;
   }
 
   snapshotter(): Promise<Snapshotter> {
-    return (this.#snap ??= openSnapshotter(this.root, join(this.dir, '.snapshot-driver')));
+    return (this.#snap ??= openSnapshotter(this.root, join(this.dir, '.snapshot-driver'), this.#driver));
   }
 
   paths(id: string): ContainerPaths {
