@@ -40,11 +40,30 @@ export class LogWriter {
    * given), with `to`'s backpressure.
    */
   tee(stream: 'stdout' | 'stderr', to?: NodeJS.WritableStream): Writable {
+    // When `to` breaks (the reader of a pipe went away: EPIPE), the output still goes to the log
+    // and the process is not held up waiting for a drain that never comes.
+    let broken = !to;
+    const onBroken = () => void (broken = true);
+    to?.once('error', onBroken);
+    to?.once('close', onBroken);
     return new Writable({
       write: (chunk: Buffer, _enc, cb) => {
         this.write(stream, chunk);
-        if (!to || to.write(chunk)) cb();
-        else to.once('drain', () => cb());
+        if (broken || (to as Writable).destroyed || to!.write(chunk)) return cb();
+        const done = () => {
+          to!.off('drain', done);
+          to!.off('close', done);
+          to!.off('error', done);
+          cb();
+        };
+        to!.on('drain', done);
+        to!.on('close', done);
+        to!.on('error', done);
+      },
+      final: (cb) => {
+        to?.off('error', onBroken);
+        to?.off('close', onBroken);
+        cb();
       },
     });
   }

@@ -105,6 +105,16 @@ describe.skipIf(!isRoot)('container arguments on runc', () => {
     expect(again.stdout).toBe('two\n');
   });
 
+  it('a reader that goes away (| head -1) does not hold the container up', async () => {
+    const script = `${process.execPath} ${BERTH_BIN} --root ${root} run --rm ${IMG} sh -c 'i=0; while [ $i -lt 20000 ]; do echo y; i=$((i+1)); done' | head -1; echo "rc=\${PIPESTATUS[0]}"`;
+    const sh = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    let out = '';
+    sh.stdout.on('data', (b: Buffer) => void (out += b));
+    await new Promise((r) => sh.on('close', r));
+    expect(out).toBe('y\nrc=0\n');
+    expect((await berth(['ps', '-aq'])).stdout).toBe('');
+  });
+
   it('stop of a foreground run --rm container answers right every time', async () => {
     for (let k = 0; k < 4; k++) {
       const name = `fg${k}`;
