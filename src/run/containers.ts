@@ -310,10 +310,8 @@ export class Containers {
         stopSignal: img.config?.StopSignal ?? 'SIGTERM',
         network,
       };
-      await writeBundle(p.dir, await this.#spec(p, record, img, cache, o, binds, tmpfs));
-      await this.records.writeRecord(record);
-      await this.writeState(id, { status: 'created' });
-      await cache.save();
+      const spec = await this.#spec(p, record, img, cache, o, binds, tmpfs);
+      await Promise.all([writeBundle(p.dir, spec), this.records.writeRecord(record), this.writeState(id, { status: 'created' }), cache.save()]);
       return record;
     } catch (e) {
       for (const f of cleanup.reverse()) await f().catch(() => {});
@@ -346,8 +344,8 @@ export class Containers {
       await cache.setUser(r.chainId, userSpec, user);
     }
     const cwd = o.workdir ?? (img.config?.WorkingDir || '/');
-    const hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
-    await Promise.all([
+    const [hostResolv, nofile] = await Promise.all([readFile('/etc/resolv.conf', 'utf8').catch(() => ''), nofileLimit()]);
+    const files = Promise.all([
       writeFile(p.hosts, hostsFile(r.hostname, r.network)),
       writeFile(p.resolv, resolvConf(hostResolv, r.network)),
       writeFile(p.hostname, r.hostname + '\n'),
@@ -371,12 +369,14 @@ export class Containers {
       tmpfs,
       files: { hosts: p.hosts, resolvConf: p.resolv, hostname: p.hostname },
       cgroupsPath: `/berth/${r.id}`,
-      nofile: await nofileLimit(),
+      nofile,
       annotations: { 'org.opencontainers.image.ref.name': r.image.name ?? r.image.ref, 'io.berth.container.name': r.name },
     });
     // The runtime's own mount points are made real (symlinks an image put there replaced).
-    await prepareRootfs(p.rootfs, spec, binds.some((b) => b.destination === INIT_PATH) ? [INIT_PATH] : []);
-    if (cwd !== '/') await mkdirInRoot(p.rootfs, cwd, user.uid, user.gid);
+    await Promise.all([
+      files,
+      prepareRootfs(p.rootfs, spec, binds.some((b) => b.destination === INIT_PATH) ? [INIT_PATH] : []).then(() => (cwd !== '/' ? mkdirInRoot(p.rootfs, cwd, user!.uid, user!.gid) : undefined)),
+    ]);
     return spec;
   }
 
@@ -409,7 +409,9 @@ export class Containers {
     const startedAt = new Date().toISOString();
     const monitorStart = procStat('self')?.start;
     const mon = { monitorPid: process.pid, ...(monitorStart ? { monitorStart } : {}) };
-    await this.writeState(id, { status: 'running', ...mon, startedAt });
+    // Recorded while runc starts (it takes far longer); the pid follows once it is known.
+    let running = this.writeState(id, { status: 'running', ...mon, startedAt });
+    running.catch(() => {});
     const tty = r.tty && io.tty;
     const log = tty ? undefined : new LogWriter(p.log);
     let res;
@@ -423,17 +425,19 @@ export class Containers {
           ...(log ? { stdout: log.tee('stdout', io.stdout), stderr: log.tee('stderr', io.stderr) } : {}),
         },
         onStarted: (pid) => {
-          this.writeState(id, { status: 'running', pid, ...mon, startedAt }).catch(() => {});
+          running = running.then(() => this.writeState(id, { status: 'running', pid, ...mon, startedAt })).catch(() => {});
           io.onStarted?.(pid);
         },
         ...(io.forwardSignals ? { forwardSignals: io.forwardSignals } : {}),
       });
     } catch (e) {
       await log?.close();
+      await running.catch(() => {});
       await this.#finish(id, r, { status: 'exited', exitCode: 128, startedAt, error: (e as Error)?.message ?? String(e) });
       throw e;
     }
     await log?.close();
+    await running.catch(() => {}); // the exit is recorded after every earlier state
     await this.#finish(id, r, { status: 'exited', exitCode: res.exitCode, startedAt, ...(res.error ? { error: res.error.message } : {}) });
     if (res.error) throw res.error;
     return res.exitCode;
@@ -531,6 +535,7 @@ export class Containers {
     try {
       return await this.wait(id, { signal: ac.signal });
     } catch (e) {
+      if (isBerthError(e, 'NOT_FOUND')) return undefined; // seen running, then removed (--rm): it stopped
       if (!ac.signal.aborted) throw e;
       await this.kill(id, 'SIGKILL', { all: true }).catch(() => {});
       return await this.wait(id, { signal: AbortSignal.timeout(10_000) });
@@ -578,8 +583,11 @@ export class Containers {
         /* not mounted after all */
       }
     });
-    await snap.remove(record?.snapshotKey ?? `ctr-${id}`).catch(() => {});
-    await Promise.all([rm(p.dir, { recursive: true, force: true }), record ? this.records.releaseName(record.name, id) : undefined]);
+    await Promise.all([
+      snap.remove(record?.snapshotKey ?? `ctr-${id}`).catch(() => {}),
+      rm(p.dir, { recursive: true, force: true }),
+      record ? this.records.releaseName(record.name, id) : undefined,
+    ]);
   }
 
   /** Remove every container that is not running; the removed ids. */

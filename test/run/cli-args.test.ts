@@ -116,7 +116,7 @@ describe.skipIf(!isRoot)('container arguments on runc', () => {
   });
 
   it('stop of a foreground run --rm container answers right every time', async () => {
-    for (let k = 0; k < 4; k++) {
+    for (let k = 0; k < 6; k++) {
       const name = `fg${k}`;
       // Even rounds: a process that exits on SIGTERM; odd rounds: PID 1 ignoring it, killed at -t 0.
       const cmd = k % 2 === 0 ? ['sh', '-c', 'trap "exit 0" TERM; echo ready; while :; do sleep 0.05; done'] : ['sh', '-c', 'echo ready; exec sleep 60'];
