@@ -181,9 +181,20 @@ export class Containers {
 
   /**
    * Check runc once per binary (cached by path, size and mtime under <root>/runc): missing runc is
-   * UNAVAILABLE; the returned warning is set only the first time an old runc is seen.
+   * UNAVAILABLE; the returned warning is set only the first time an old runc is seen. Asked
+   * once per Containers object (run's CLI and create both ask).
    */
-  async checkRunc(): Promise<RuncVersion & { fresh: boolean }> {
+  checkRunc(): Promise<RuncVersion & { fresh: boolean }> {
+    const p = (this.#runcChecked ??= this.#checkRunc());
+    p.catch(() => {
+      if (this.#runcChecked === p) this.#runcChecked = undefined;
+    });
+    return p;
+  }
+
+  #runcChecked: Promise<RuncVersion & { fresh: boolean }> | undefined;
+
+  async #checkRunc(): Promise<RuncVersion & { fresh: boolean }> {
     const bin = this.runc.binary.includes('/') ? this.runc.binary : (process.env.PATH ?? '').split(':').map((d) => join(d || '.', this.runc.binary)).find((p) => existsSync(p));
     if (!bin) throw new BerthError('UNAVAILABLE', `runc not found (${this.runc.binary})`, { hint: 'install it: apt-get install runc' });
     const st = await stat(bin).catch(() => undefined);
