@@ -302,7 +302,8 @@ export class Containers {
       const snapshotKey = `ctr-${id}`;
       await snap.prepare(snapshotKey, img.chainId);
       cleanup.push(() => snap.remove(snapshotKey));
-      await snap.mount(snapshotKey, p.rootfs);
+      // An --rm container's upper dir is never mounted again: no sync of the disk at unmount.
+      await snap.mount(snapshotKey, p.rootfs, { volatile: !!o.autoRemove });
       cleanup.push(() => this.#unmount(p.rootfs));
 
       const hostname = o.hostname ?? (network === 'host' ? osHostname() : id.slice(0, 12));

@@ -113,8 +113,12 @@ export interface Snapshotter {
   prepare(key: string, parent: string | undefined, opts?: OpOptions): Promise<void>;
   /** A read-only snapshot `key` on the committed `parent`; mounts read-only. */
   view(key: string, parent: string, opts?: OpOptions): Promise<void>;
-  /** Mount an active snapshot or view at `target` (an existing directory). */
-  mount(key: string, target: string): Promise<void>;
+  /**
+   * Mount an active snapshot or view at `target` (an existing directory). `volatile`: overlay
+   * skips syncing the upper filesystem (unmount then costs no sync of the whole disk); only for a
+   * snapshot mounted once and thrown away (a `run --rm` container), which a crash may lose.
+   */
+  mount(key: string, target: string, opts?: { volatile?: boolean }): Promise<void>;
   /** Unmount `target`; not mounted is fine. */
   unmount(target: string): Promise<void>;
   /** Turn the active snapshot `key` (unmounted) into the committed snapshot `name`. */
@@ -304,7 +308,7 @@ export class LocalSnapshotter implements Snapshotter {
   }
 
   /** Mount the active snapshot or view `key` at `target` (an existing directory). */
-  async mount(key: string, target: string): Promise<void> {
+  async mount(key: string, target: string, opts: { volatile?: boolean } = {}): Promise<void> {
     const dir = this.#activeDir(key);
     const m = await this.#meta(dir);
     if (!m || (m.kind !== 'active' && m.kind !== 'view') || m.key !== key) throw new BerthError('NOT_FOUND', `snapshot ${key} does not exist`);
@@ -325,6 +329,14 @@ export class LocalSnapshotter implements Snapshotter {
       throw new BerthError('UNSUPPORTED', `snapshot ${key}: a chain of ${chain.length} layers is too long for one overlay mount`, {
         hint: 'squash the image, or use BERTH_SNAPSHOTTER=copy',
       });
+    }
+    if (opts.volatile && m.kind !== 'view') {
+      try {
+        this.#mount('overlay', target, 'overlay', 0, `${data},volatile`, rel ? this.dir : undefined, key);
+        return;
+      } catch {
+        /* a kernel before 5.10: mount it the ordinary way */
+      }
     }
     this.#mount('overlay', target, 'overlay', m.kind === 'view' ? MS_RDONLY : 0, data, rel ? this.dir : undefined, key);
   }

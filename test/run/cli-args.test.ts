@@ -115,6 +115,18 @@ describe.skipIf(!isRoot)('container arguments on runc', () => {
     expect((await berth(['ps', '-aq'])).stdout).toBe('');
   });
 
+  it('an --rm container\'s overlay skips the disk sync (volatile); a kept one does not', async () => {
+    const rmd = await berth(['run', '--rm', IMG, 'grep', ' / ', '/proc/mounts']);
+    expect(rmd.stdout).toMatch(/^overlay \/ overlay .*volatile/);
+    const kept = await berth(['run', '--name', 'kept', IMG, 'grep', ' / ', '/proc/mounts']);
+    expect(kept.stdout).toMatch(/^overlay \/ overlay /);
+    expect(kept.stdout).not.toMatch(/volatile/);
+    // a kept container starts again on the same upper dir
+    expect((await berth(['start', 'kept'])).code).toBe(0);
+    expect((await berth(['wait', 'kept'])).stdout).toBe('0\n');
+    expect((await berth(['rm', 'kept'])).code).toBe(0);
+  });
+
   it('stop of a foreground run --rm container answers right every time', async () => {
     for (let k = 0; k < 6; k++) {
       const name = `fg${k}`;
