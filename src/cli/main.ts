@@ -48,29 +48,79 @@ function report(e: unknown, debug: boolean): number {
   return EXIT_CODES.INTERNAL;
 }
 
-/** The first positional word, skipping the values of the global options that take one. */
-function findVerb(args: readonly string[]): string | undefined {
+/** Global flags that take a value (`--root DIR`; `--root=DIR` is one word). */
+const GLOBAL_WITH_VALUE = new Set(['--root', '--progress']);
+
+/** The index of the verb: the first positional word, skipping global flags and their values; -1 if none. */
+function findVerb(args: readonly string[]): number {
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a === '--') return args[i + 1];
-    if (a === '--root' || a === '--progress') {
+    if (a === '--') return i + 1 < args.length ? i + 1 : -1;
+    if (GLOBAL_WITH_VALUE.has(a)) {
       i++;
       continue;
     }
-    if (!a.startsWith('-')) return a;
+    if (!a.startsWith('-')) return i;
   }
-  return undefined;
+  return -1;
+}
+
+/** Whether berth's own arguments ask for --debug (a `--` ends berth's flags). */
+function wantsDebug(args: readonly string[]): boolean {
+  for (const a of args) {
+    if (a === '--') return false;
+    if (a === '--debug' || /^--debug=(true|1|yes)$/i.test(a)) return true;
+  }
+  return false;
+}
+
+/** Only global flags (and their values): bare `berth` prints the help, as docker does. */
+function onlyGlobals(args: readonly string[]): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (GLOBAL_WITH_VALUE.has(a)) i++;
+    else if (a !== '--debug' && !/^--(root|progress|debug)=/.test(a)) return false;
+  }
+  return true;
 }
 
 /**
  * yargs 17's CommonJS build is one bundled file: loading it through require costs about a third
  * of what yargs 18's ESM graph does (it compiles string-width's emoji tables at load), and every
- * berth command pays that on start.
+ * berth command pays that on start, except run and exec without --help, which never load it.
  */
-const yargs = createRequire(import.meta.url)('yargs/yargs') as (args: string[]) => Argv<GlobalArgs>;
+const loadYargs = () => createRequire(import.meta.url)('yargs/yargs') as (args: string[]) => Argv<GlobalArgs>;
+
+const PROGRESS = ['auto', 'tty', 'plain', 'json', 'none'] as const;
+
+/**
+ * berth's global flags before the verb, when they are nothing else (`--root DIR`, `--root=DIR`,
+ * `--progress MODE`, `--debug`); undefined when yargs must look (help, version, a typo).
+ */
+function plainGlobals(args: readonly string[]): GlobalArgs | undefined {
+  const g: GlobalArgs = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const m = /^--(root|progress)(?:=(.*))?$/.exec(a);
+    if (m) {
+      const v = m[2] ?? args[++i];
+      if (v === undefined) return undefined;
+      if (m[1] === 'root') g.root = v;
+      else g.progress = v as GlobalArgs['progress'];
+    } else if (a === '--debug') g.debug = true;
+    else return undefined;
+  }
+  return g;
+}
 
 export async function main(args: string[]): Promise<void> {
-  const debug = args.includes('--debug');
+  // Only the verb being run is imported; the others are listed from the table.
+  const vi = findVerb(args);
+  const verb = vi >= 0 ? args[vi] : undefined;
+  const entry: CommandEntry | undefined = verb === undefined ? undefined : COMMANDS.find((c) => c.name === verb || c.aliases?.includes(verb));
+  // Until the verb's own arguments are split off, only what comes before the verb is berth's.
+  let debug = wantsDebug(vi >= 0 ? args.slice(0, vi) : args);
+  let split: CliContext['split'];
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -102,26 +152,62 @@ export async function main(args: string[]): Promise<void> {
       setExitCode: (code) => {
         process.exitCode = code;
       },
+      ...(split ? { split } : {}),
     };
   };
 
-  // Only the verb being run is imported; the others are listed from the table.
-  const verb = findVerb(args);
-  const entry: CommandEntry | undefined = COMMANDS.find((c) => c.name === verb || c.aliases?.includes(verb ?? ''));
   if (!verb && (args.includes('--version') || args.includes('-v'))) {
     const { berthVersion } = await import('./commands/version.js');
     process.stdout.write(`berth version ${await berthVersion()}\n`);
     return;
   }
 
-  let y = yargs(args)
+  let mod: BerthCommand<any> | BerthGroup | undefined;
+  let own = args;
+  try {
+    mod = entry ? (await entry.load()).default : undefined;
+    if (mod && !isGroup(mod) && mod.split) {
+      // run/exec: berth's part ends at the image/container; the rest is never parsed as berth's.
+      const after = args.slice(vi + 1);
+      const { consumed, flags } = mod.split(after);
+      own = args.slice(0, vi + 1 + consumed);
+      split = { own: after.slice(0, consumed), rest: after.slice(consumed) };
+      const pre = plainGlobals(args.slice(0, vi));
+      if (pre && !flags.help) {
+        // No help asked for: the verb's table already parsed every flag, yargs is not needed.
+        const g: GlobalArgs = {
+          ...pre,
+          ...(flags.root !== undefined ? { root: String(flags.root) } : {}),
+          ...(flags.progress !== undefined ? { progress: String(flags.progress) as GlobalArgs['progress'] } : {}),
+          ...(flags.debug !== undefined ? { debug: !!flags.debug } : {}),
+        };
+        debug = !!g.debug;
+        if (g.progress !== undefined && !(PROGRESS as readonly string[]).includes(g.progress)) {
+          throw new BerthError('INVALID_ARGUMENT', `invalid --progress ${JSON.stringify(g.progress)}`, { hint: `use one of ${PROGRESS.join(', ')}` });
+        }
+        await mod.run({ _: [], $0: 'berth', progress: 'auto', ...g } as never, ctxOf(g));
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        return;
+      }
+    }
+  } catch (e) {
+    process.exitCode = report(e, debug);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    return;
+  }
+  debug = wantsDebug(own);
+  if (!verb && onlyGlobals(args)) own = [...args, '--help'];
+
+  let y = loadYargs()(own)
     .scriptName('berth')
     .usage('berth: daemonless container images (build, load/save, pull/push, copy, run)\n\nUsage: berth [--root DIR] COMMAND')
     .option('root', { type: 'string', describe: 'Store root (default: BERTH_ROOT, /var/lib/berth as root, else $XDG_DATA_HOME/berth)', global: true })
     .option('debug', { type: 'boolean', describe: 'Show stack traces and internal detail', global: true })
-    .option('progress', { choices: ['auto', 'tty', 'plain', 'json', 'none'] as const, default: 'auto' as const, describe: 'Progress on stderr', global: true })
+    .option('progress', { choices: PROGRESS, default: 'auto' as const, describe: 'Progress on stderr', global: true })
     .version(false)
-    .option('version', { alias: 'v', type: 'boolean', describe: 'Show the version' })
+    .option('version', { alias: 'v', type: 'boolean', describe: 'Show the version', global: false })
     .strict()
     .demandCommand(1, 'give a command')
     .recommendCommands()
@@ -142,13 +228,7 @@ export async function main(args: string[]): Promise<void> {
     y = y.command(c.name, c.describe, (b) => b.strict(false), () => {}) as Argv<GlobalArgs>;
   }
   try {
-    // Bare `berth` (global flags at most): the help, exit 0, as docker does.
-    if (!verb && !args.some((a) => a === '--help' || a === '-h')) {
-      y.showHelp((s) => process.stdout.write(s + '\n'));
-      return;
-    }
-    if (entry) {
-      const mod = (await entry.load()).default;
+    if (entry && mod) {
       if (isGroup(mod)) {
         y = y.command(mod.command, mod.describe, (b) => {
           let g = b as Argv<GlobalArgs>;

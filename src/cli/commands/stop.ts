@@ -18,7 +18,12 @@ export default defineCommand<{ containers: string[]; time?: number; signal?: str
       argv.containers.map(async (c) => {
         try {
           const id = await containers.find(c);
-          await containers.stop(id, { ...(argv.time !== undefined ? { timeout: argv.time } : {}), ...(argv.signal ? { signal: argv.signal } : {}) });
+          try {
+            await containers.stop(id, { ...(argv.time !== undefined ? { timeout: argv.time } : {}), ...(argv.signal ? { signal: argv.signal } : {}) });
+          } catch (e) {
+            // Found a moment ago and gone now: an --rm container that ended and was removed.
+            if (!(e instanceof BerthError && e.code === 'NOT_FOUND')) throw e;
+          }
           ctx.out(c);
         } catch (e) {
           failed ??= e;
