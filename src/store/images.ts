@@ -30,11 +30,32 @@ function nameOf(d: Descriptor): string | undefined {
   return d.annotations?.[Annotation.CONTAINERD_NAME] ?? d.annotations?.[Annotation.REF_NAME];
 }
 
-/** Point `name` (normalised here) at `desc`, replacing what it pointed at. */
+/**
+ * Point `name` (normalised here) at `desc`, replacing what it pointed at; returns the full name.
+ * `NAME[:TAG]` (latest by default) is a tag; a digest-only reference `NAME@DIGEST` (an image
+ * pulled by digest) is recorded as it is, and its digest must be `desc`'s; `NAME:TAG@DIGEST`
+ * tags NAME:TAG after checking the digest.
+ */
+export async function tag(store: ContentStore, name: string, desc: Descriptor): Promise<string> {
+  const ref = parseReference(name);
+  if (ref.digest && ref.digest !== desc.digest) {
+    throw new BerthError('INVALID_ARGUMENT', `cannot name ${desc.digest} ${JSON.stringify(name)}: the reference names another digest`);
+  }
+  const full = ref.tag === undefined && ref.digest ? formatReference({ domain: ref.domain, path: ref.path, digest: ref.digest }) : formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag ?? 'latest' });
+  return putName(store, full, desc);
+}
+
+/**
+ * Point `name` at `desc`: `tag` for a user-given target, which must be a tag (docker refuses
+ * to create a digest reference).
+ */
 export async function tagImage(store: ContentStore, name: string, desc: Descriptor): Promise<string> {
   const ref = parseReference(name);
   if (ref.digest && !ref.tag) throw new BerthError('INVALID_ARGUMENT', `cannot tag with a digest reference ${JSON.stringify(name)}`, { hint: 'give a name:tag' });
-  const full = formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag ?? 'latest' });
+  return tag(store, formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag ?? 'latest' }), desc);
+}
+
+async function putName(store: ContentStore, full: string, desc: Descriptor): Promise<string> {
   if (!(await store.has(desc))) throw new BerthError('NOT_FOUND', `cannot tag ${full}: ${desc.digest} is not in the store`);
   const { platform: _p, ...plain } = desc;
   await store.updateIndex((ms) => {
@@ -101,7 +122,7 @@ export async function findImage(store: ContentStore, input: string): Promise<{ r
     }
   }
   if (ref.digest) {
-    const recs = images.filter((r) => r.desc.digest === ref.digest && r.name.startsWith(repo + ':'));
+    const recs = images.filter((r) => r.desc.digest === ref.digest && (r.name.startsWith(repo + ':') || r.name === `${repo}@${ref.digest}`));
     if (recs.length > 0) return { record: recs[0]!, desc: recs[0]!.desc, matches: recs };
     if (await store.has({ digest: ref.digest })) {
       return { desc: { mediaType: '', digest: ref.digest, size: (await store.blobSize(ref.digest))! }, matches: [] };
