@@ -216,7 +216,8 @@ function minor(rdev: bigint): number {
 function metaChanged(a: BigIntStats, b: BigIntStats, ap: string, bp: string): 'same' | 'mtime' | 'changed' {
   const t = typeOf(a);
   if (t !== typeOf(b) || (a.mode & 0o7777n) !== (b.mode & 0o7777n) || a.uid !== b.uid || a.gid !== b.gid) return 'changed';
-  if (t === 'file' && a.size !== b.size) return 'changed';
+  // nlink: a new hard link to an unchanged file must bring that file along (one inode).
+  if (t === 'file' && (a.size !== b.size || a.nlink !== b.nlink)) return 'changed';
   if ((t === 'char' || t === 'block') && a.rdev !== b.rdev) return 'changed';
   if (t === 'symlink' && readlinkSync(ap) !== readlinkSync(bp)) return 'changed';
   if (!sameXattrs(xattrsOf(ap), xattrsOf(bp))) return 'changed';

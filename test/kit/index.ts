@@ -3,4 +3,4 @@ export { randomImage, validateImage, type RandomImage, type RandomImageOptions }
 export { tarBytes, tarOf, type TarEntry } from './tar.js';
 export { startRegistry, freePort, type RunningRegistry, type RegistryOptions } from './registry.js';
 export { runBerth, BERTH_BIN, type RunResult } from './cli.js';
-export { snapshotTree } from './tree.js';
+export { snapshotTree, treeListing } from './tree.js';
