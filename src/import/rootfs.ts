@@ -11,12 +11,12 @@ import { decompressStream, detectCompression } from '../archive/compress.js';
 import { readTarEntries } from '../archive/tar.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
-import { canonicalJson, DigestStream } from '../oci/digest.js';
+import { DigestStream } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatype.js';
 import { hostPlatform, normalizePlatform } from '../oci/platform.js';
 import { parseReference } from '../oci/reference.js';
-import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../oci/types.js';
-import { tagImage } from '../store/images.js';
+import type { Descriptor, Digest, ImageConfig, Platform } from '../oci/types.js';
+import { commitImage } from '../store/commit.js';
 import type { ContentStore } from '../store/store.js';
 import { applyChanges } from './changes.js';
 import { ByteCounter } from './io.js';
@@ -123,15 +123,9 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
       rootfs: { type: 'layers', diff_ids: [diffId] },
       history: [{ created, created_by: 'berth import', comment: opts.message ?? `Imported from ${'path' in input ? input.path : '-'}` }],
     };
-    const cfgBytes = canonicalJson(config);
-    const cfg = await store.putBytes(cfgBytes);
-    const configDesc: Descriptor = { mediaType: MediaType.OCI_CONFIG, digest: cfg.digest, size: cfg.size };
-    const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config: configDesc, layers: [layer] };
-    const mBytes = canonicalJson(manifest);
-    const m = await store.putBytes(mBytes);
-    const root: Descriptor = { mediaType: MediaType.OCI_MANIFEST, digest: m.digest, size: m.size };
-    const result: ImportResult = { root, config: configDesc, layer, diffId };
-    if (name) result.name = await tagImage(store, name, root);
+    const img = await commitImage(store, { config, layers: [layer], ...(name ? { name } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+    const result: ImportResult = { root: img.manifest, config: img.config, layer, diffId };
+    if (img.names[0] !== undefined) result.name = img.names[0];
     return result;
   });
 }
