@@ -8,8 +8,10 @@ export { loadArchive, type LoadOptions, type LoadResult, type LoadedImage, type 
 export { saveImages, saveImagesToFile, type SaveOptions, type SaveResult, type SaveFormat } from './import/save.js';
 export { importRootfs, type ImportOptions, type ImportResult } from './import/rootfs.js';
 export { applyChanges } from './import/changes.js';
-export { pull, push, login, logout, verifyLogin, Repository, Transport, CredentialStore, parseWwwAuthenticate, ResumingStoreTarget } from './registry/index.js';
-export type { PullOptions, PullResult, PushOptions, PushResult, RegistryOptions, TransportOptions, Credentials, Challenge } from './registry/index.js';
+export { login, logout, verifyLogin, Repository, Transport, CredentialStore, parseWwwAuthenticate } from './registry/index.js';
+export type { RegistryOptions, TransportOptions, Credentials, Challenge } from './registry/index.js';
+export { pull, ResumingStoreTarget, type PullOptions, type PullResult } from './pull.js';
+export { push, type PushOptions, type PushResult } from './push.js';
 export { applyLayer, DEFAULT_LIMITS, type ApplyOptions, type ApplyResult, type ApplyLimits, type WhiteoutMode } from './archive/apply.js';
 export { compressStream, decompressStream, detectCompression } from './archive/compress.js';
 export { Snapshotter, chainIds, type SnapshotDriver, type SnapshotInfo } from './snapshot/index.js';

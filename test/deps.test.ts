@@ -31,6 +31,9 @@ const RANK: Record<string, number> = {
   import: 5,
   registry: 5,
   run: 5,
+  // pull = copy(registry, store) + tag; push = copy(store, registry): above both, below build.
+  pull: 5.5,
+  push: 5.5,
   build: 6,
   system: 7,
   commit: 7,
@@ -59,6 +62,10 @@ describe('dependency rules (DESIGN.md)', () => {
     expect(edges.some((e) => e.from === 'cli' && e.to === 'store')).toBe(true);
     const bad = edges.filter((e) => e.from !== e.to && !(RANK[e.from]! > RANK[e.to]!));
     expect(bad.map((e) => `${e.file} -> ${e.spec}`)).toEqual([]);
+  });
+
+  it('the registry room never imports the store (pull and push stand above both)', () => {
+    expect(edges.filter((e) => e.from === 'registry' && e.to === 'store').map((e) => `${e.file} -> ${e.spec}`)).toEqual([]);
   });
 
   it('one door per third-party package', () => {

@@ -32,7 +32,7 @@ export default defineCommand<{ name: string; allPlatforms?: boolean; chunkSize?:
     }
     const n = argv.maxConcurrent ?? 4;
     if (!Number.isInteger(n) || n < 1 || n > 64) throw new BerthError('INVALID_ARGUMENT', `--max-concurrent must be an integer from 1 to 64, not ${argv.maxConcurrent}`);
-    const { push } = await import('../../registry/push.js');
+    const { push } = await import('../../push.js');
     const store = await ctx.store();
     const p = ctx.progress('push');
     try {

@@ -194,7 +194,7 @@ export async function runMain(ctx: CliContext, progressFlag = 'auto'): Promise<v
       );
     }
     if (!present) {
-      const { pull: pullImage } = await import('../../registry/pull.js');
+      const { pull: pullImage } = await import('../../pull.js');
       await pullImage(store, image, { signal: ctx.signal, onProgress: p.onProgress });
     }
     record = await containers.create(store, {
