@@ -11,7 +11,7 @@ import { decompressStream, detectCompression } from '../archive/compress.js';
 import { readTarEntries } from '../archive/tar.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
-import { DigestStream } from '../oci/digest.js';
+import { DigestStream, CountingStream } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatype.js';
 import { hostPlatform, normalizePlatform } from '../oci/platform.js';
 import { parseReference } from '../oci/reference.js';
@@ -19,7 +19,6 @@ import type { Descriptor, Digest, ImageConfig, Platform } from '../oci/types.js'
 import { commitImage } from '../store/commit.js';
 import type { ContentStore } from '../store/store.js';
 import { applyChanges } from './changes.js';
-import { ByteCounter } from './io.js';
 
 export interface ImportOptions extends OpOptions {
   /** Dockerfile instructions applied to the config (`CMD ["sh"]`, `ENV A=b`, ...). */
@@ -88,7 +87,7 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
     const checkTar = readTarEntries(diff ? side.pipe(diff) : side, async (_h, body) => {
       body.resume();
     }, { what, ...(opts.signal ? { signal: opts.signal } : {}) });
-    const progress = new ByteCounter(opts.onProgress ? (n) => opts.onProgress!({ type: 'blob-progress', digest: 'layer', done: n, size: 0 }) : undefined);
+    const progress = new CountingStream({ every: 4 << 20, ...(opts.onProgress ? { onBytes: (n: number) => opts.onProgress!({ type: 'blob-progress', digest: 'layer', done: n, size: 0 }) } : {}) });
     opts.onProgress?.({ type: 'blob-start', digest: 'layer', size: 0, mediaType: '' });
     let committed: { digest: Digest; size: number };
     try {
