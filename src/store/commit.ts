@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { compressStream, type Compression } from '../archive/compress.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
-import { canonicalJson, DigestStream } from '../oci/digest.js';
+import { canonicalJson, DigestStream, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatype.js';
 import { parseReference } from '../oci/reference.js';
 import type { Descriptor, Digest, ImageConfig, Manifest } from '../oci/types.js';
@@ -61,6 +61,24 @@ export async function putLayer(store: ContentStore, tar: Readable, opts: PutLaye
   return { descriptor: { mediaType: LAYER_TYPE[compression], digest: committed.digest, size: committed.size }, diffId: diff.digest() };
 }
 
+/**
+ * The manifest of an image: config + layers, as OCI (default) or Docker schema2 (what a legacy
+ * `docker save` archive implies). Pure: the bytes and their descriptor. commitImage writes it;
+ * load uses it for archives that carry no manifest of their own.
+ */
+export function buildManifest(config: Descriptor, layers: readonly Descriptor[], opts: { format?: 'oci' | 'docker'; annotations?: Record<string, string> } = {}): { bytes: Buffer; descriptor: Descriptor } {
+  const mediaType = opts.format === 'docker' ? MediaType.DOCKER_MANIFEST : MediaType.OCI_MANIFEST;
+  const m: Manifest = {
+    schemaVersion: 2,
+    mediaType,
+    config,
+    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, ...(l.annotations ? { annotations: l.annotations } : {}) })),
+    ...(opts.annotations && Object.keys(opts.annotations).length > 0 ? { annotations: opts.annotations } : {}),
+  };
+  const bytes = canonicalJson(m);
+  return { bytes, descriptor: { mediaType, digest: sha256(bytes), size: bytes.length } };
+}
+
 export interface CommitImageOptions {
   /** The image config; its rootfs.diff_ids must list one diff id per layer. */
   config: ImageConfig;
@@ -105,16 +123,9 @@ export async function commitImage(store: ContentStore, opts: CommitImageOptions)
     const cfgBytes = canonicalJson(opts.config);
     const cfg = await store.putBytes(cfgBytes, { what: 'image config' });
     const config: Descriptor = { mediaType: MediaType.OCI_CONFIG, digest: cfg.digest, size: cfg.size };
-    const m: Manifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.OCI_MANIFEST,
-      config,
-      layers: opts.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, ...(l.annotations ? { annotations: l.annotations } : {}) })),
-      ...(opts.annotations && Object.keys(opts.annotations).length > 0 ? { annotations: opts.annotations } : {}),
-    };
-    const mBytes = canonicalJson(m);
-    const md = await store.putBytes(mBytes, { what: 'image manifest' });
-    const manifest: Descriptor = { mediaType: MediaType.OCI_MANIFEST, digest: md.digest, size: md.size };
+    const built = buildManifest(config, opts.layers, opts.annotations ? { annotations: opts.annotations } : {});
+    await store.putBytes(built.bytes, { digest: built.descriptor.digest, what: 'image manifest' });
+    const manifest = built.descriptor;
     const tagged: string[] = [];
     for (const n of names) tagged.push(await tag(store, n, manifest));
     return { manifest, config, imageId: cfg.digest, names: tagged };
