@@ -92,6 +92,32 @@ describe.skipIf(!isRoot)('berth diff / berth commit', () => {
     expect(hist.stdout).toContain('msg');
   });
 
+  it('commits a running container (paused meanwhile, running again after) and with --pause=false', async () => {
+    const d = await berth(['run', '-d', '--name', 'live', IMG, 'sh', '-c', 'echo live > /live; sleep 60']);
+    expect(d.code, d.stderr).toBe(0);
+    try {
+      let r = { code: 1 as number | null, stdout: '' };
+      // The detached container writes /live as it starts: wait (bounded) until the diff shows it.
+      for (let i = 0; i < 100 && !r.stdout.includes('A /live'); i++) {
+        r = await berth(['diff', 'live']);
+        if (!r.stdout.includes('A /live')) await new Promise((res) => setTimeout(res, 100));
+      }
+      expect(r.stdout).toContain('A /live');
+      const c = await berth(['commit', 'live', 'berth.test/live:1']);
+      expect(c.code, c.stderr).toBe(0);
+      const state = JSON.parse((await berth(['container', 'inspect', 'live'])).stdout)[0];
+      expect(state.State.status).toBe('running');
+      const runcState = JSON.parse((await run('runc', ['--root', join(root, 'runc'), 'state', state.id])).stdout);
+      expect(runcState.status).toBe('running');
+      const c2 = await berth(['commit', '--pause=false', 'live', 'berth.test/live:2']);
+      expect(c2.code, c2.stderr).toBe(0);
+      const out = await berth(['run', '--rm', 'berth.test/live:1', 'cat', '/live']);
+      expect(out.stdout).toBe('live\n');
+    } finally {
+      await berth(['rm', '-f', 'live']);
+    }
+  });
+
   it('the committed image saves, and skopeo, umoci and containerd read it', async () => {
     const d = await testdir();
     const store = await ContentStore.open(root);

@@ -104,6 +104,10 @@ for (const driver of ['overlay', 'copy'] as SnapshotDriver[]) {
       });
       const { chainId } = await unpack(snap, store, await viewImage(store, base.manifest));
       await snap.prepare('work', chainId);
+      expect(await snap.stat('work')).toMatchObject({ kind: 'active', key: 'work', parent: chainId, driver });
+      expect(await snap.stat(chainId)).toMatchObject({ kind: 'committed', key: chainId });
+      await expect(snap.stat('nope')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(snap.diff('nope')).rejects.toMatchObject({ code: 'NOT_FOUND' });
       const mnt = join(root, 'mnt');
       await mkdir(mnt);
       let expected: string[];
@@ -148,6 +152,7 @@ for (const driver of ['overlay', 'copy'] as SnapshotDriver[]) {
       const snap2 = await LocalSnapshotter.open(root2, { driver });
       const top = await unpack(snap2, store, await viewImage(store, img.manifest));
       await snap2.view('check', top.chainId);
+      expect((await snap2.stat('check')).kind).toBe('view');
       const mnt2 = join(root2, 'mnt');
       await mkdir(mnt2);
       await snap2.mount('check', mnt2);
