@@ -19,7 +19,7 @@ import { MediaType } from './oci/mediatype.js';
 import { parseReference } from './oci/reference.js';
 import type { Descriptor, Digest, HistoryEntry, ImageConfig } from './oci/types.js';
 import type { Containers, ContainerRecord } from './run/containers.js';
-import { openSnapshotter, type Snapshotter } from './snapshot/index.js';
+import type { Snapshotter } from './snapshot/index.js';
 import { commitImage, putLayer } from './store/commit.js';
 import { viewImage, type ImageView } from './store/images.js';
 import type { ContentStore } from './store/store.js';
@@ -71,7 +71,8 @@ interface Target {
 async function target(containers: Containers, input: string): Promise<Target> {
   const id = await containers.find(input);
   const info = await containers.info(id);
-  const snap = await openSnapshotter(containers.root);
+  // The container set's own snapshotter (typed loosely in run/ until it names `Snapshotter`).
+  const snap = (await containers.snapshotter()) as unknown as Snapshotter;
   try {
     await snap.stat(info.record.snapshotKey);
   } catch (e) {
