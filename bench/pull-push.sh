@@ -16,7 +16,7 @@ IMAGES=${IMAGES:-"l20 big"}
 W=${BENCH_DIR:-/tmp/berth-bench-pp}
 BERTH="node $PWD/bin/berth.js"
 [ -x /usr/bin/time ] || { echo "install GNU time (apt-get install time)"; exit 1; }
-[ -f dist/registry/pull.js ] || npx tsc -p . >/dev/null || true
+[ -f dist/pull.js ] || npx tsc -p . >/dev/null || true
 
 PIDS=()
 cleanup() {

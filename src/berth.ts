@@ -27,7 +27,9 @@ import type { DiskUsage, SystemInfo, ImageSummary, ImageListOptions, RemoveImage
 import type { LoadResult } from './import/load.js';
 import type { SaveResult, SaveFormat } from './import/save.js';
 import type { ImportResult } from './import/rootfs.js';
-import type { PullResult, PushResult, Transport, Credentials } from './registry/index.js';
+import type { Transport, Credentials } from './registry/index.js';
+import type { PullResult } from './pull.js';
+import type { PushResult } from './push.js';
 import type { CopyImageOptions, CopyImageResult } from './transports/index.js';
 import type { BuildRequest, BuildResult, BuildEvent, BuildStep, OutputSpec, SecretSpec } from './build/builder.js';
 import type { BuildOptions as BuilderSelection } from './build/index.js';
@@ -337,7 +339,7 @@ export class Berth implements AsyncDisposable {
   /** Pull NAME[:TAG|@DIGEST] from its registry into the store. */
   async pull(ref: string, opts: PullOptions = {}): Promise<PullResult> {
     const store = await this.store();
-    const { pull } = await import('./registry/pull.js');
+    const { pull } = await import('./pull.js');
     const { concurrency, platform, allPlatforms, signal, onProgress, ...reg } = opts;
     return pull(store, ref, {
       ...(await this.#registry(reg)),
@@ -361,7 +363,7 @@ export class Berth implements AsyncDisposable {
       return { name: r.name ?? name, digest: r.root.digest, root: r.root, copied: r.sent.blobs, existing: r.existing.blobs };
     }
     const store = await this.store();
-    const { push } = await import('./registry/push.js');
+    const { push } = await import('./push.js');
     const { concurrency, allPlatforms, chunkSize, compression, compressionLevel, source, signal, onProgress, ...reg } = opts;
     return push(store, ref, {
       ...(compression ? { compression } : {}),

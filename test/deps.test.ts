@@ -32,6 +32,9 @@ const RANK: Record<string, number> = {
   registry: 5,
   containerd: 5,
   run: 5,
+  // pull = copy(registry, store) + tag; push = copy(store, registry): above both, below build.
+  pull: 5.5,
+  push: 5.5,
   build: 6,
   system: 7,
   commit: 7,
@@ -76,6 +79,10 @@ describe('dependency rules (DESIGN.md)', () => {
       }
     }
     expect(eager).toEqual([]);
+  });
+
+  it('the registry room never imports the store (pull and push stand above both)', () => {
+    expect(edges.filter((e) => e.from === 'registry' && e.to === 'store').map((e) => `${e.file} -> ${e.spec}`)).toEqual([]);
   });
 
   it('one door per third-party package', () => {

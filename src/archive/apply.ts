@@ -14,7 +14,6 @@
  * Filesystem calls are synchronous on purpose: one entry is a handful of syscalls and a
  * thread-pool round trip per call would cost more than the call.
  */
-import { createHash, type Hash } from 'node:crypto';
 import {
   closeSync,
   constants as C,
@@ -38,12 +37,13 @@ import {
   type Stats,
 } from 'node:fs';
 import { posix, resolve as resolvePath } from 'node:path';
-import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { BerthError } from '../errors.js';
 import type { ProgressEvent } from '../oci/content.js';
 import type { Compression } from '../oci/mediatype.js';
+import { CountingStream, DigestStream } from '../oci/digest.js';
 import type { Digest } from '../oci/types.js';
 import { decompressStream, detectCompression } from './compress.js';
 import { native, S_IFBLK, S_IFCHR, S_IFIFO } from './native.js';
@@ -105,40 +105,6 @@ const MAX_SYMLINKS = 255;
 const IS_ROOT = process.getuid?.() === 0;
 
 class EntryError extends Error {}
-
-/** Hash and count the uncompressed tar bytes; fail past `max`. */
-class TarTap extends Transform {
-  readonly hash: Hash = createHash('sha256');
-  size = 0;
-  constructor(
-    private readonly max: number,
-    private readonly what: string,
-  ) {
-    super({ highWaterMark: 1 << 20 });
-  }
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.size += chunk.length;
-    if (this.size > this.max) {
-      cb(new BerthError('INVALID_ARGUMENT', `${this.what}: uncompressed size exceeds the limit of ${this.max} bytes`, { hint: 'the layer is corrupt or a decompression bomb' }));
-      return;
-    }
-    this.hash.update(chunk);
-    cb(null, chunk);
-  }
-}
-
-/** Count compressed bytes for progress. */
-class CountTap extends Transform {
-  n = 0;
-  constructor(private readonly tick: (n: number) => void) {
-    super({ highWaterMark: 1 << 20 });
-  }
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.n += chunk.length;
-    this.tick(this.n);
-    cb(null, chunk);
-  }
-}
 
 /** Normalise an entry name to a relative path inside the root ('' is the root itself). */
 function cleanName(name: string): string {
@@ -256,15 +222,12 @@ export async function applyLayer(input: Readable, dir: string, opts: ApplyOption
   const onAbort = () => ac.abort(opts.signal?.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
-  let lastTick = 0;
   const progress = opts.onProgress;
-  const counter = new CountTap((n) => {
-    if (progress && n - lastTick >= 1 << 20) {
-      lastTick = n;
-      progress({ type: 'blob-progress', digest: what, done: n, size: opts.size ?? 0 });
-    }
+  const counter = new CountingStream(progress ? { every: 1 << 20, onBytes: (n) => progress({ type: 'blob-progress', digest: what, done: n, size: opts.size ?? 0 }) } : {});
+  const tap = new DigestStream({
+    max: limits.maxTotal,
+    overflow: (max) => new BerthError('INVALID_ARGUMENT', `${what}: uncompressed size exceeds the limit of ${max} bytes`, { hint: 'the layer is corrupt or a decompression bomb' }),
   });
-  const tap = new TarTap(limits.maxTotal, what);
   const extract = tolerateMissingTrailer(tar.extract());
   let failure: unknown;
   const feed = pipeline(src, counter, decompressStream(compression, what), tap, extract as unknown as Writable, { signal: ac.signal }).catch((e: unknown) => {
@@ -306,8 +269,8 @@ export async function applyLayer(input: Readable, dir: string, opts: ApplyOption
       /* a directory removed or replaced by a later entry keeps whatever time it has */
     }
   }
-  progress?.({ type: 'blob-progress', digest: what, done: counter.n, size: opts.size ?? counter.n });
-  return { diffId: `sha256:${tap.hash.digest('hex')}` as Digest, size: tap.size, entries };
+  progress?.({ type: 'blob-progress', digest: what, done: counter.size, size: opts.size ?? counter.size });
+  return { diffId: tap.digest(), size: tap.size, entries };
 
   /** The path of entry `rel`: its parent resolved inside the root, its last component not followed. */
   function parentJoin(r: string, rel: string): string {

@@ -51,26 +51,35 @@ export const WHITEOUT_OPAQUE = '.wh..wh..opq';
 
 /**
  * The paths runc and berth make in a container's rootfs only so that something can be mounted
- * on them: the proc, sys and dev mounts (the rest of the default mounts lie inside these), and
- * the /etc/hosts, /etc/resolv.conf and /etc/hostname files berth bind-mounts.
+ * on them: the default mounts' directories (runc creates each destination, /dev/pts under /dev
+ * included, before it mounts) and the /etc/hosts, /etc/resolv.conf and /etc/hostname files berth
+ * bind-mounts.
  */
-export const RUNTIME_MOUNT_POINTS: ReadonlySet<string> = new Set(['proc', 'sys', 'dev', 'etc/hosts', 'etc/resolv.conf', 'etc/hostname']);
+export const RUNTIME_MOUNT_DIRS: ReadonlySet<string> = new Set(['proc', 'sys', 'sys/fs/cgroup', 'dev', 'dev/pts', 'dev/shm', 'dev/mqueue']);
+export const RUNTIME_MOUNT_FILES: ReadonlySet<string> = new Set(['etc/hosts', 'etc/resolv.conf', 'etc/hostname']);
+/** Mount points and the directories above them (`sys/fs`, `etc`). */
+const RUNTIME_PATHS: ReadonlySet<string> = new Set(
+  [...RUNTIME_MOUNT_DIRS, ...RUNTIME_MOUNT_FILES].flatMap((p) => p.split('/').map((_, i, a) => a.slice(0, i + 1).join('/'))),
+);
 
 /**
  * THE rule for runtime leftovers, in one place. A path is a leftover, and is not part of the
- * diff, when it is one of RUNTIME_MOUNT_POINTS, did not exist before (`inBase` false; an overlay
- * upper dir only holds such a path when it was created or changed), and is what the runtime
- * creates there: an empty directory or an empty regular file. A process cannot change a path
- * while something is mounted on it, so such a stub is never its work; anything else there
- * (content, another type) is kept. A directory that only changed because leftovers were created
- * in it (its mtime; in overlay, its copy-up) and has nothing else in the diff is dropped too:
- * see `writeLayer`.
+ * diff, when it did not exist before (`inBase` false; an overlay upper dir only holds a path
+ * that was created or changed) and is what the runtime creates: an empty regular file at a file
+ * mount point, or a directory at a mount point or above one that holds nothing but leftovers. A
+ * process cannot write to a path while something is mounted on it, so such a stub is never its
+ * work; anything else there (content, another type, other files) is kept. A directory that
+ * existed before and only changed because leftovers were made in it (its mtime; in overlay,
+ * its copy-up) is not written either unless something else below it is: see `writeLayer`.
  */
-export function runtimeLeftover(relPath: string, st: { isDirectory(): boolean; isFile(): boolean; size: number | bigint }, isEmptyDir: () => boolean, inBase: boolean): boolean {
-  if (inBase || !RUNTIME_MOUNT_POINTS.has(relPath)) return false;
-  if (st.isFile()) return Number(st.size) === 0;
-  if (st.isDirectory()) return isEmptyDir();
-  return false;
+export function runtimeLeftover(relPath: string, path: string, st: { isDirectory(): boolean; isFile(): boolean; size: number | bigint }, inBase: boolean): boolean {
+  if (inBase || !RUNTIME_PATHS.has(relPath)) return false;
+  if (st.isFile()) return RUNTIME_MOUNT_FILES.has(relPath) && Number(st.size) === 0;
+  if (!st.isDirectory()) return false;
+  return readdirSync(path).every((n) => {
+    const c = lstatSync(`${path}/${n}`, { throwIfNoEntry: false });
+    return c !== undefined && runtimeLeftover(`${relPath}/${n}`, `${path}/${n}`, c, false);
+  });
 }
 
 // ---- the tar encoder ----
@@ -207,7 +216,8 @@ function minor(rdev: bigint): number {
 function metaChanged(a: BigIntStats, b: BigIntStats, ap: string, bp: string): 'same' | 'mtime' | 'changed' {
   const t = typeOf(a);
   if (t !== typeOf(b) || (a.mode & 0o7777n) !== (b.mode & 0o7777n) || a.uid !== b.uid || a.gid !== b.gid) return 'changed';
-  if (t === 'file' && a.size !== b.size) return 'changed';
+  // nlink: a new hard link to an unchanged file must bring that file along (one inode).
+  if (t === 'file' && (a.size !== b.size || a.nlink !== b.nlink)) return 'changed';
   if ((t === 'char' || t === 'block') && a.rdev !== b.rdev) return 'changed';
   if (t === 'symlink' && readlinkSync(ap) !== readlinkSync(bp)) return 'changed';
   if (!sameXattrs(xattrsOf(ap), xattrsOf(bp))) return 'changed';
@@ -324,7 +334,7 @@ export function writeLayer(opts: WriteLayerOptions): Readable {
           yield { kind: 'whiteout', rel: r, st };
           continue;
         }
-        if (!keepLeftovers && runtimeLeftover(r, st, () => readdirSync(p).length === 0, bst !== undefined)) {
+        if (!keepLeftovers && runtimeLeftover(r, p, st, bst !== undefined)) {
           const parent = stack[stack.length - 1];
           if (parent) parent.leftovers = true;
           continue;

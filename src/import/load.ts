@@ -11,14 +11,15 @@ import type { Readable } from 'node:stream';
 import { decompressStream, detectCompression, isXz, xzDecompressStream } from '../archive/compress.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { ContentSource, OpOptions } from '../oci/content.js';
-import { canonicalJson, sha256, verifyBytes } from '../oci/digest.js';
+import { sha256, verifyBytes } from '../oci/digest.js';
 import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, parseImageConfig, parseJson, parseManifestOrIndex } from '../oci/manifest.js';
 import { isConfig, isIndex, isLayer, isManifest, layerCompression, MediaType, sniffCompression, type Compression } from '../oci/mediatype.js';
 import { formatReference, parseReference } from '../oci/reference.js';
-import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../oci/types.js';
+import type { Descriptor, Digest, ImageConfig, Platform } from '../oci/types.js';
 import { Annotation } from '../oci/types.js';
 import { isAttestation, walk, type GraphNode } from '../oci/walk.js';
 import { mapLimit } from '../oci/copy.js';
+import { buildManifest } from '../store/commit.js';
 import { keepImage, tagImage } from '../store/images.js';
 import type { ContentStore } from '../store/store.js';
 import { diffIdOfStream } from './diffid.js';
@@ -383,9 +384,7 @@ async function resolveLegacy(store: ContentStore, ar: Archive, legacy: LegacyEnt
       if (!blobs.has(digest)) blobs.set(digest, lm.inStore || (await store.exists(desc)) ? { desc } : { desc, member: lm });
     }
     if (!blobs.has(cfgDigest)) blobs.set(cfgDigest, { desc: cfgDesc, member: cm });
-    const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.DOCKER_MANIFEST, config: cfgDesc, layers };
-    const mBytes = canonicalJson(manifest);
-    const root: Descriptor = { mediaType: MediaType.DOCKER_MANIFEST, digest: sha256(mBytes), size: mBytes.length };
+    const { bytes: mBytes, descriptor: root } = buildManifest(cfgDesc, layers, { format: 'docker' });
     if (!blobs.has(root.digest)) blobs.set(root.digest, { desc: root, bytes: mBytes });
     images.push({ names: e.RepoTags, root, manifests: [root], configs: [cfgDigest] });
   }

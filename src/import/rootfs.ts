@@ -11,18 +11,18 @@ import { compressStream, decompressStream, detectCompression } from '../archive/
 import { readTarEntries } from '../archive/tar.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
-import { canonicalJson, DigestStream } from '../oci/digest.js';
+import { DigestStream, CountingStream } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatype.js';
 import { hostPlatform, normalizePlatform } from '../oci/platform.js';
 import { parseReference } from '../oci/reference.js';
-import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../oci/types.js';
+import type { Descriptor, Digest, ImageConfig, Platform } from '../oci/types.js';
+import { commitImage } from '../store/commit.js';
 import { gc } from '../store/gc.js';
 import { keepImage, tagImage } from '../store/images.js';
 import { forgetVariantSource, compressImage } from '../store/variants.js';
 import { parseManifestOrIndex } from '../oci/manifest.js';
 import type { ContentStore } from '../store/store.js';
 import { applyChanges } from './changes.js';
-import { ByteCounter } from './io.js';
 
 export interface ImportOptions extends OpOptions {
   /** Dockerfile instructions applied to the config (`CMD ["sh"]`, `ENV A=b`, ...). */
@@ -101,7 +101,7 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
     const checkTar = readTarEntries(diff ? side.pipe(diff) : side, async (_h, body) => {
       body.resume();
     }, { what, ...(opts.signal ? { signal: opts.signal } : {}) });
-    const progress = new ByteCounter(opts.onProgress ? (n) => opts.onProgress!({ type: 'blob-progress', digest: 'layer', done: n, size: total }) : undefined);
+    const progress = new CountingStream({ every: 4 << 20, ...(opts.onProgress ? { onBytes: (n: number) => opts.onProgress!({ type: 'blob-progress', digest: 'layer', done: n, size: total }) } : {}) });
     opts.onProgress?.({ type: 'blob-start', digest: 'layer', size: total, mediaType: compressionMediaType(compression) });
     let committed: { digest: Digest; size: number };
     try {
@@ -136,13 +136,9 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
       rootfs: { type: 'layers', diff_ids: [diffId] },
       history: [{ created, created_by: 'berth import', comment: opts.message ?? `Imported from ${'path' in input ? input.path : '-'}` }],
     };
-    const cfgBytes = canonicalJson(config);
-    const cfg = await store.putBytes(cfgBytes);
-    const configDesc: Descriptor = { mediaType: MediaType.OCI_CONFIG, digest: cfg.digest, size: cfg.size };
-    const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config: configDesc, layers: [layer] };
-    const mBytes = canonicalJson(manifest);
-    const m = await store.putBytes(mBytes);
-    let root: Descriptor = { mediaType: MediaType.OCI_MANIFEST, digest: m.digest, size: m.size };
+    // The one image-assembly path; the name (or an untagged entry) comes last, after --compress.
+    const img = await commitImage(store, { config, layers: [layer], keep: false, ...(opts.signal ? { signal: opts.signal } : {}) });
+    let root: Descriptor = img.manifest;
     let stored = layer;
     if (opts.compress && compression === 'none') {
       // The plain layer and manifest make way for their compressed variants (same config).
@@ -158,10 +154,10 @@ export async function importRootfs(store: ContentStore, input: { path: string } 
       if (cm.kind === 'manifest') stored = cm.manifest.layers[0]!;
       await forgetVariantSource(store, plain, layer);
     }
-    const result: ImportResult = { root, config: configDesc, layer: stored, diffId };
+    const result: ImportResult = { root, config: img.config, layer: stored, diffId };
     if (name) result.name = await tagImage(store, name, root);
     else await keepImage(store, root); // an untagged image, as docker keeps it
-    return { result, drop: stored !== layer ? [layer.digest, m.digest] : [] };
+    return { result, drop: stored !== layer ? [layer.digest, img.manifest.digest] : [] };
   });
   // The plain layer and manifest of an `import --compress` go now (outside the lease that held them).
   if (drop.length) await gc(store, { only: new Set(drop) });

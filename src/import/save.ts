@@ -10,10 +10,9 @@ import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { compressStream } from '../archive/compress.js';
 import { TarWriter } from '../archive/tar.js';
-import { ByteCounter } from './io.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
-import { canonicalJson, digestHex } from '../oci/digest.js';
+import { canonicalJson, digestHex, CountingStream } from '../oci/digest.js';
 import { isIndex, MediaType } from '../oci/mediatype.js';
 import { familiarName, familiarString, looksLikeDigest, parseReference } from '../oci/reference.js';
 import type { Descriptor, Digest, Platform } from '../oci/types.js';
@@ -114,7 +113,7 @@ export async function saveImages(store: ContentStore, inputs: readonly string[],
     for (const d of blobs) {
       opts.signal?.throwIfAborted();
       opts.onProgress?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType });
-      const counter = new ByteCounter(opts.onProgress ? (n) => opts.onProgress!({ type: 'blob-progress', digest: d.digest, done: n, size: d.size }) : undefined);
+      const counter = new CountingStream({ every: 4 << 20, ...(opts.onProgress ? { onBytes: (n: number) => opts.onProgress!({ type: 'blob-progress', digest: d.digest, done: n, size: d.size }) } : {}) });
       const src = await store.fetch(d);
       await tw.addStream(`blobs/sha256/${digestHex(d.digest)}`, d.size, src.pipe(counter), opts.signal ? { signal: opts.signal } : {});
       bytes += d.size;

@@ -31,3 +31,22 @@ export interface ContentTarget {
   /** Write a blob; the target verifies size and digest before it becomes visible. */
   write(desc: Descriptor, content: Buffer | (() => Promise<Readable>), opts?: OpOptions): Promise<void>;
 }
+
+/** A blob response that may start part-way: `start` is where `body` begins in the blob. */
+export interface BlobBody {
+  start: number;
+  body: Readable;
+}
+
+/**
+ * A source that can continue a blob from an offset (a registry with Range requests). The
+ * store's resuming target uses it to finish partial ingests.
+ */
+export interface ResumableSource extends ContentSource {
+  /** GET a blob from `offset`; a source that cannot honour the offset answers from 0. */
+  openBlob(desc: Descriptor, offset: number, opts?: OpOptions): Promise<BlobBody>;
+  /** Whether an error while reading a body is worth continuing from where it stopped. */
+  retryable?(e: unknown): boolean;
+  /** What to call the source in messages (`host/repo`). */
+  readonly where?: string;
+}

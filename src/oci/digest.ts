@@ -37,26 +37,71 @@ export function canonicalJson(v: unknown): Buffer {
   return Buffer.from(JSON.stringify(v), 'utf8');
 }
 
-/** A pass-through stream that hashes what flows and counts the bytes. */
-export class DigestStream extends Transform {
-  readonly #hash: Hash = createHash('sha256');
+export interface CountOptions {
+  /** Called with the running total, at most once per `every` bytes (default: every chunk). */
+  onBytes?: (total: number) => void;
+  every?: number;
+  /** Fail the stream past this many bytes, with `overflow()`'s error. */
+  max?: number;
+  overflow?: (max: number) => Error;
+}
+
+/**
+ * THE counting pass-through: counts the bytes, reports progress, enforces a cap. (DigestStream
+ * adds hashing; every byte counter, progress meter and size cap in berth is one of these.)
+ */
+export class CountingStream extends Transform {
   #size = 0;
+  #last = 0;
+  readonly #o: CountOptions;
+
+  constructor(opts: CountOptions = {}) {
+    super({ highWaterMark: 1 << 20 });
+    this.#o = opts;
+  }
+
+  /** Count bytes that did not flow through (seeding a resumed ingest). */
+  protected addCount(n: number): void {
+    this.#size += n;
+  }
+
+  /** Called for every chunk that passes (after counting and the cap). */
+  protected observe(_chunk: Buffer): void {}
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.#size += chunk.length;
+    const o = this.#o;
+    if (o.max !== undefined && this.#size > o.max) {
+      cb(o.overflow?.(o.max) ?? new Error(`more than ${o.max} bytes`));
+      return;
+    }
+    this.observe(chunk);
+    if (o.onBytes && this.#size - this.#last >= (o.every ?? 0)) {
+      this.#last = this.#size;
+      o.onBytes(this.#size);
+    }
+    cb(null, chunk);
+  }
+
+  /** Bytes seen so far. */
+  get size(): number {
+    return this.#size;
+  }
+}
+
+/** A pass-through stream that hashes what flows (sha256) and counts the bytes. */
+export class DigestStream extends CountingStream {
+  readonly #hash: Hash = createHash('sha256');
   #digest: Digest | undefined;
 
   /** Seed with bytes already written (resuming an ingest): the hash state is fed them first. */
   seed(chunk: Uint8Array): void {
     this.#hash.update(chunk);
-    this.#size += chunk.length;
+    this.addCount(chunk.length);
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+  protected override observe(chunk: Buffer): void {
     this.#hash.update(chunk);
-    this.#size += chunk.length;
-    cb(null, chunk);
-  }
-
-  get size(): number {
-    return this.#size;
   }
 
   /** The digest; valid once the stream has ended. */

@@ -4,6 +4,4 @@ export { plainHttpAllowed, isLoopback, isPrivateAddress, apiHost } from './hosts
 export { Transport, type TransportOptions, type HttpRequest, type HttpResponse } from './http.js';
 export { Repository, MANIFEST_ACCEPT, type RepositoryOptions } from './registry.js';
 export { openTransport, type RegistryOptions } from './client.js';
-export { pull, ResumingStoreTarget, type PullOptions, type PullResult } from './pull.js';
-export { push, type PushOptions, type PushResult } from './push.js';
 export { login, logout, verifyLogin, normalizeRegistryHost } from './login.js';

@@ -1,13 +1,13 @@
 import { Readable, Transform } from 'node:stream';
 import { BerthError } from '../errors.js';
-import type { ContentSource, ContentTarget, OpOptions } from '../oci/content.js';
+import type { ContentTarget, OpOptions, ResumableSource } from '../oci/content.js';
 import { parseDigest, sha256, verifyBytes, VerifyingStream } from '../oci/digest.js';
 import { detectDocumentType, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, parseJson, parseManifestOrIndex } from '../oci/manifest.js';
 import { isIndex, isManifest, isSchema1, MediaType } from '../oci/mediatype.js';
 import { familiarString, parseReference, type Reference } from '../oci/reference.js';
 import type { Descriptor, Digest } from '../oci/types.js';
-import { Limiter } from './limit.js';
-import { readCapped, statusError, Transport, type HttpResponse, type TransportOptions } from './http.js';
+import { Limiter } from '../oci/limit.js';
+import { errorCode, readCapped, statusError, Transport, type HttpResponse, type TransportOptions } from './http.js';
 
 /** What a manifest GET accepts, in order of preference. */
 export const MANIFEST_ACCEPT = [
@@ -52,11 +52,13 @@ function enc(path: string): string {
   return path.split('/').map(encodeURIComponent).join('/');
 }
 
+const NETWORK_BODY_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED', 'UND_ERR_CLOSED', 'ECONNABORTED']);
+
 /**
  * One repository of a registry, as a content source (pull) and a content target (push):
  * `copy(repo, store, root)` pulls and `copy(store, repo, root)` pushes.
  */
-export class Repository implements ContentSource, ContentTarget {
+export class Repository implements ResumableSource, ContentTarget {
   readonly domain: string;
   readonly path: string;
   readonly transport: Transport;
@@ -71,6 +73,18 @@ export class Repository implements ContentSource, ContentTarget {
     this.path = ref.path;
     this.opts = opts;
     this.#transfers = new Limiter(opts.transfers ?? Infinity);
+  }
+
+  /** `host/repo`, for messages. */
+  get where(): string {
+    return `${this.domain}/${this.path}`;
+  }
+
+  /** Whether a failure reading a blob body is a dropped connection worth resuming. */
+  retryable(e: unknown): boolean {
+    if (e instanceof BerthError) return e.code === 'UNAVAILABLE';
+    const c = errorCode(e);
+    return (c !== undefined && NETWORK_BODY_ERRORS.has(c)) || (e as Error)?.message === 'terminated';
   }
 
   get scope(): string[] {

@@ -272,6 +272,16 @@ export class Runc {
     await this.#call('kill', [...(o.all ? ['--all'] : []), id, String(signal)]);
   }
 
+  /** Freeze every process of the container (cgroup freezer). */
+  async pause(id: string): Promise<void> {
+    await this.#call('pause', [id]);
+  }
+
+  /** Thaw a paused container. */
+  async resume(id: string): Promise<void> {
+    await this.#call('resume', [id]);
+  }
+
   async delete(id: string, o: DeleteOptions = {}): Promise<void> {
     await this.#call('delete', [...(o.force ? ['--force'] : []), id]);
   }

@@ -69,14 +69,19 @@ export async function keepImage(store: ContentStore, desc: Descriptor): Promise<
 }
 
 /**
- * Point `name` (normalised here) at `desc`, replacing what it pointed at. An unnamed entry of
- * `desc` is dropped (it has a name now); the image the name leaves stays as an untagged image
- * when nothing else names it, as in docker.
+ * Point `name` (normalised here) at `desc`, replacing what it pointed at; returns the full name.
+ * `NAME[:TAG]` (latest by default) is a tag; a digest-only reference `NAME@DIGEST` (an image
+ * pulled by digest) is recorded as it is, and its digest must be `desc`'s; `NAME:TAG@DIGEST`
+ * tags NAME:TAG after checking the digest. An unnamed entry of `desc` is dropped (it has a name
+ * now); the image the name leaves stays as an untagged image when nothing else names it, as in
+ * docker.
  */
-export async function tagImage(store: ContentStore, name: string, desc: Descriptor): Promise<string> {
+export async function tag(store: ContentStore, name: string, desc: Descriptor): Promise<string> {
   const ref = parseReference(name);
-  if (ref.digest && !ref.tag) throw new BerthError('INVALID_ARGUMENT', `cannot tag with a digest reference ${JSON.stringify(name)}`, { hint: 'give a name:tag' });
-  const full = formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag ?? 'latest' });
+  if (ref.digest && ref.digest !== desc.digest) {
+    throw new BerthError('INVALID_ARGUMENT', `cannot name ${desc.digest} ${JSON.stringify(name)}: the reference names another digest`);
+  }
+  const full = ref.tag === undefined && ref.digest ? formatReference({ domain: ref.domain, path: ref.path, digest: ref.digest }) : formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag ?? 'latest' });
   if (!(await store.has(desc))) throw new BerthError('NOT_FOUND', `cannot tag ${full}: ${desc.digest} is not in the store`);
   const plain = plainDesc(desc);
   await store.updateIndex((ms) => {
@@ -89,6 +94,16 @@ export async function tagImage(store: ContentStore, name: string, desc: Descript
     if (old && old.digest !== desc.digest && !ms.some((m) => m.digest === old.digest)) ms.push(plainDesc(old));
   });
   return full;
+}
+
+/**
+ * `tag` for a user-given target, which must be a tag (docker refuses to create a digest
+ * reference).
+ */
+export async function tagImage(store: ContentStore, name: string, desc: Descriptor): Promise<string> {
+  const ref = parseReference(name);
+  if (ref.digest && !ref.tag) throw new BerthError('INVALID_ARGUMENT', `cannot tag with a digest reference ${JSON.stringify(name)}`, { hint: 'give a name:tag' });
+  return tag(store, formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag ?? 'latest' }), desc);
 }
 
 /** Remove a name; returns the descriptor it pointed at, or undefined. */
@@ -174,7 +189,7 @@ export async function findImage(store: ContentStore, input: string): Promise<Fou
     }
     if (ref.digest) {
       const repo = `${ref.domain}/${ref.path}`;
-      const es = named.filter((r) => r.desc.digest === ref.digest && r.name!.startsWith(repo + ':')).sort(preferred);
+      const es = named.filter((r) => r.desc.digest === ref.digest && (r.name!.startsWith(repo + ':') || r.name === `${repo}@${ref.digest}`)).sort(preferred);
       if (es.length > 0) return { record: toRecord(es[0]!)!, desc: es[0]!.desc, matches: es.map((e) => toRecord(e)!), entries: es, by: 'digest' };
       if (await store.has({ digest: ref.digest })) {
         return { desc: { mediaType: '', digest: ref.digest, size: (await store.blobSize(ref.digest))! }, matches: [], entries: [], by: 'digest' };

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { open, readFile, rename, unlink, link } from 'node:fs/promises';
@@ -15,13 +16,39 @@ interface LockInfo {
   token: string;
 }
 
-/** Whether a process with this pid exists (EPERM: it exists but is not ours). */
-export function pidAlive(pid: number): boolean {
+/**
+ * THE pid-liveness check. Without `start`: whether a process with this pid exists (EPERM: it
+ * exists but is not ours). With `start` (field 22 of /proc/PID/stat, see `procStart`): whether
+ * that very process still runs: a zombie nobody reaped is dead, and so is a pid reused by
+ * another process (its start time differs).
+ */
+export function pidAlive(pid: number, start?: string): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (start !== undefined) {
+    const st = procStat(pid);
+    return st !== undefined && st.state !== 'Z' && st.state !== 'X' && st.start === start;
+  }
   try {
     process.kill(pid, 0);
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The start time (clock ticks since boot) of a process, to tell it from a later one with its pid. */
+export function procStart(pid: number | 'self'): string | undefined {
+  return procStat(pid)?.start;
+}
+
+/** The state letter and start time (fields 3 and 22) of /proc/PID/stat, or undefined. */
+function procStat(pid: number | 'self'): { state: string; start: string } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: rest[0]!, start: rest[19]! };
+  } catch {
+    return undefined;
   }
 }
 

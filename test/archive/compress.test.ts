@@ -20,6 +20,17 @@ describe('compression', () => {
     expect((await buffer(chunks(gz).pipe(decompressStream('gzip')))).equals(data)).toBe(true);
   });
 
+  it('gzips blocks in parallel into the same bytes however the input is chunked; gzip and the tools read it whole', async () => {
+    const big = Buffer.concat([randomBytes(2_500_000), Buffer.alloc(1_200_000, 1)]);
+    const a = await buffer(chunks(big, 4096).pipe(compressStream('gzip')));
+    const b = await buffer(chunks(big, 1_000_003).pipe(compressStream('gzip')));
+    expect(b.equals(a)).toBe(true);
+    expect(gunzipSync(a).equals(big)).toBe(true);
+    expect(execFileSync('gzip', ['-dc'], { input: a, maxBuffer: 1 << 24 }).equals(big)).toBe(true);
+    expect((await buffer(chunks(a).pipe(decompressStream('gzip')))).equals(big)).toBe(true);
+    expect(gunzipSync(await buffer(Readable.from([]).pipe(compressStream('gzip')))).length).toBe(0);
+  });
+
   it('sniffs the compression from magic bytes split across chunks and gives every byte back', async () => {
     const zst = execFileSync('zstd', ['-c', '-q'], { input: data, maxBuffer: 1 << 24 });
     for (const [buf, want] of [[gzipSync(data), 'gzip'], [zst, 'zstd'], [data, 'none'], [Buffer.from('ab'), 'none'], [Buffer.alloc(0), 'none']] as const) {

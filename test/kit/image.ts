@@ -7,31 +7,9 @@ import { hostPlatform } from '../../src/oci/platform.js';
 import type { Descriptor, Digest, ImageConfig, Manifest } from '../../src/oci/types.js';
 import { tagImage, getImage } from '../../src/store/images.js';
 import type { ContentStore } from '../../src/store/store.js';
+import { tarOf } from './tar.js';
 
-/** A tar archive (ustar) of regular files, built in memory for small test layers. */
-export function tarOf(files: Record<string, Buffer | string>): Buffer {
-  const blocks: Buffer[] = [];
-  for (const [name, body] of Object.entries(files)) {
-    const data = Buffer.isBuffer(body) ? body : Buffer.from(body);
-    const h = Buffer.alloc(512);
-    h.write(name, 0, 100, 'utf8');
-    h.write('0000644\0', 100);
-    h.write('0000000\0', 108);
-    h.write('0000000\0', 116);
-    h.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
-    h.write('00000000000\0', 136);
-    h.write('        ', 148);
-    h.write('0', 156);
-    h.write('ustar\0', 257);
-    h.write('00', 263);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-    blocks.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
+export { tarOf };
 
 export interface RandomImageOptions {
   name?: string;

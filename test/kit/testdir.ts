@@ -1,20 +1,27 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach } from 'vitest';
+import { afterAll, onTestFinished } from 'vitest';
 
-const made: string[] = [];
-let hooked = false;
+/** Directories made outside a test (beforeAll): removed when the test file is done. */
+const suiteDirs: string[] = [];
 
-/** A fresh temporary directory, removed after the current test. */
+// Registered while the importing test file is collected, on that file's root suite (a hook
+// registered later, inside a test, is never run).
+afterAll(async () => {
+  for (const d of suiteDirs.splice(0)) await rm(d, { recursive: true, force: true }).catch(() => {});
+});
+
+/**
+ * A fresh temporary directory: made in a test, it is removed when that test finishes; made in
+ * beforeAll (or anywhere else outside a test), when the test file finishes.
+ */
 export async function testdir(prefix = 'berth-test-'): Promise<string> {
-  if (!hooked) {
-    hooked = true;
-    afterEach(async () => {
-      for (const d of made.splice(0)) await rm(d, { recursive: true, force: true }).catch(() => {});
-    });
-  }
   const d = await mkdtemp(join(process.env.BERTH_TEST_TMP ?? tmpdir(), prefix));
-  made.push(d);
+  try {
+    onTestFinished(() => rm(d, { recursive: true, force: true }).catch(() => {}));
+  } catch {
+    suiteDirs.push(d);
+  }
   return d;
 }

@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pull, push } from '../../src/registry/index.js';
+import { pull } from '../../src/pull.js';
+import { push } from '../../src/push.js';
 import { ContentStore } from '../../src/store/store.js';
 import { findImage } from '../../src/store/images.js';
 import { randomImage, runBerth, startRegistry, testdir, validateImage, type RunningRegistry } from '../kit/index.js';

@@ -39,5 +39,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'rm', describe: 'Remove containers', load: () => import('./rm.js') },
   { name: 'start', describe: 'Start stopped containers', load: () => import('./start.js') },
   { name: 'wait', describe: 'Wait for containers to stop and print their exit codes', load: () => import('./wait.js') },
+  { name: 'diff', describe: "Inspect changes to files on a container's filesystem", load: () => import('./diff.js') },
+  { name: 'commit', describe: "Create a new image from a container's changes", load: () => import('./commit.js') },
   { name: 'container', describe: 'Manage containers (ls, prune, inspect)', load: () => import('./container.js') },
 ];

@@ -28,7 +28,7 @@ export default defineCommand<{ name: string; platform?: string; allPlatforms?: b
         .option('quiet', { alias: 'q', type: 'boolean', describe: 'Print only the image name' }),
     ),
   async run(argv, ctx) {
-    const { pull } = await import('../../registry/pull.js');
+    const { pull } = await import('../../pull.js');
     const n = argv.maxConcurrent ?? 4;
     if (!Number.isInteger(n) || n < 1 || n > 64) {
       const { BerthError } = await import('../../errors.js');

@@ -39,7 +39,7 @@ export default defineCommand<{ name: string; allPlatforms?: boolean; chunkSize?:
     if (level !== undefined && (!Number.isInteger(level) || level < 1 || level > (fmt === 'zstd' ? 19 : 9))) {
       throw new BerthError('INVALID_ARGUMENT', `--compression-level ${level} is out of range for ${fmt}`, { hint: fmt === 'zstd' ? 'give 1 to 19' : 'give 1 to 9' });
     }
-    const { push } = await import('../../registry/push.js');
+    const { push } = await import('../../push.js');
     const store = await ctx.store();
     const p = ctx.progress('push');
     try {

@@ -97,7 +97,7 @@ async function runMain(ctx: CliContext, progressFlag: string): Promise<void> {
     const opts = { ...req.create, signal: ctx.signal, onProgress: p.onProgress };
     const pull = async () => {
       // The CLI pulls (run/ does not depend on registry/); create itself never does.
-      const { pull: pullImage } = await import('../../registry/pull.js');
+      const { pull: pullImage } = await import('../../pull.js');
       await pullImage(await ctx.store(), image, { signal: ctx.signal, onProgress: p.onProgress });
     };
     if (req.pull === 'always') await pull();

@@ -1,46 +1,15 @@
-import { setMaxListeners } from 'node:events';
+/**
+ * Resumable downloads into the store: the target of a pull. It lives with the store (partial
+ * ingests are the store's business); the source is anything that can continue a blob from an
+ * offset (a registry).
+ */
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError } from '../errors.js';
-import type { ContentTarget, OpOptions } from '../oci/content.js';
-import { copy } from '../oci/copy.js';
-import { formatReference, looksLikeDigest, parseReference } from '../oci/reference.js';
-import type { Descriptor, Digest, Platform } from '../oci/types.js';
-import { annotateName, tagImage } from '../store/images.js';
-import type { ContentStore, IngestWriter } from '../store/store.js';
-import { openTransport, type RegistryOptions } from './client.js';
-import { errorCode } from './http.js';
-import { Limiter } from './limit.js';
-import { Repository } from './registry.js';
-
-export interface PullOptions extends OpOptions, RegistryOptions {
-  platform?: Platform;
-  allPlatforms?: boolean;
-  /** Blobs downloaded at once (default 4). */
-  concurrency?: number;
-}
-
-export interface PullResult {
-  /** Full normalised name that now points at the image. */
-  name: string;
-  root: Descriptor;
-  /** Blobs downloaded / already present. */
-  copied: number;
-  existing: number;
-  /** Bytes received over the network for blobs. */
-  bytes: number;
-}
-
-/** Blobs downloaded at once by default (skopeo uses 6). */
-export const DEFAULT_PULL_CONCURRENCY = 4;
-
-const NETWORK_BODY_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED', 'UND_ERR_CLOSED', 'ECONNABORTED']);
-
-function isBodyNetworkError(e: unknown): boolean {
-  if (e instanceof BerthError) return e.code === 'UNAVAILABLE';
-  const c = errorCode(e);
-  return (c !== undefined && NETWORK_BODY_ERRORS.has(c)) || (e as Error)?.message === 'terminated';
-}
+import type { ContentTarget, OpOptions, ResumableSource } from '../oci/content.js';
+import { Limiter } from '../oci/limit.js';
+import type { Descriptor, Digest } from '../oci/types.js';
+import type { ContentStore, IngestWriter } from './store.js';
 
 /**
  * The store as a pull target: blobs go into resumable ingests keyed by digest. Bytes an earlier
@@ -50,7 +19,7 @@ function isBodyNetworkError(e: unknown): boolean {
  */
 export class ResumingStoreTarget implements ContentTarget {
   readonly store: ContentStore;
-  readonly repo: Repository;
+  readonly source: ResumableSource;
   /** Bytes received for blobs. */
   bytes = 0;
   retries: number;
@@ -65,9 +34,9 @@ export class ResumingStoreTarget implements ContentTarget {
   /** Bodies streaming at once (the walk runs more slots: see `pull()`). */
   readonly #bodies: Limiter;
 
-  constructor(store: ContentStore, repo: Repository, opts: { retries?: number; transfers?: number } = {}) {
+  constructor(store: ContentStore, source: ResumableSource, opts: { retries?: number; transfers?: number } = {}) {
     this.store = store;
-    this.repo = repo;
+    this.source = source;
     this.retries = opts.retries ?? 5;
     this.#bodies = new Limiter(opts.transfers ?? Infinity);
   }
@@ -99,13 +68,18 @@ export class ResumingStoreTarget implements ContentTarget {
     this.#pending.add(p);
   }
 
+  #retryable(e: unknown): boolean {
+    if (e instanceof BerthError) return e.code === 'UNAVAILABLE';
+    return this.source.retryable?.(e) ?? false;
+  }
+
   exists(desc: Descriptor): Promise<boolean> {
     return this.store.exists(desc);
   }
 
   /** GET the rest of a blob into `ing.w` (replaced by a fresh writer when a 200 restarts it). */
   async #download(desc: Descriptor, ing: { w: IngestWriter }, what: string, opts: OpOptions): Promise<void> {
-    const { start, body } = await this.repo.openBlob(desc, ing.w.offset, opts);
+    const { start, body } = await this.source.openBlob(desc, ing.w.offset, opts);
     if (start !== ing.w.offset) {
       // The registry sent the whole blob (200): start that blob over.
       await ing.w.close(false);
@@ -136,7 +110,7 @@ export class ResumingStoreTarget implements ContentTarget {
       await this.flush();
       return this.store.write(desc, content, opts);
     }
-    const what = `blob ${desc.digest} from ${this.repo.domain}/${this.repo.path}`;
+    const what = `blob ${desc.digest}${this.source.where ? ` from ${this.source.where}` : ''}`;
     for (let attempt = 0; ; attempt++) {
       opts.signal?.throwIfAborted();
       const ing = { w: await this.store.ingest({ expected: desc.digest }) };
@@ -154,67 +128,16 @@ export class ResumingStoreTarget implements ContentTarget {
       } catch (e) {
         await ing.w.close(); // a resumable ingest keeps its bytes for the next attempt or run
         if (opts.signal?.aborted) throw new BerthError('ABORTED', `pulling ${what}: aborted`, { cause: e });
-        if (isBodyNetworkError(e) && attempt < this.retries) {
+        if (this.#retryable(e) && attempt < this.retries) {
           const wait = Math.min(5000, 200 * 2 ** attempt * (0.5 + Math.random()));
-          opts.onProgress?.({ type: 'message', text: `${desc.digest.slice(7, 19)}: ${e instanceof BerthError ? e.message : errorCode(e) ?? 'connection lost'}; resuming in ${Math.round(wait)} ms` });
+          opts.onProgress?.({ type: 'message', text: `${desc.digest.slice(7, 19)}: ${e instanceof BerthError ? e.message : ((e as NodeJS.ErrnoException)?.code ?? 'connection lost')}; resuming in ${Math.round(wait)} ms` });
           await new Promise((r) => setTimeout(r, wait));
           continue;
         }
         if (e instanceof BerthError) throw e;
-        throw new BerthError('UNAVAILABLE', `pulling ${what}: ${errorCode(e) ?? (e as Error).message}`, { cause: e, hint: 'run the pull again: it continues where it stopped' });
+        throw new BerthError('UNAVAILABLE', `pulling ${what}: ${(e as NodeJS.ErrnoException)?.code ?? (e as Error).message}`, { cause: e, hint: 'run the pull again: it continues where it stopped' });
       }
     }
   }
 }
 
-/**
- * Pull `input` (`alpine`, `host:5000/a/b:tag`, `name@sha256:…`) into the store: resolve, walk
- * to the platform (or every platform), download missing blobs concurrently into resumable
- * ingests, write manifests bottom-up, and only then point the name at the root.
- */
-export async function pull(store: ContentStore, input: string, opts: PullOptions = {}): Promise<PullResult> {
-  // Each concurrent request and pipeline listens on the signal.
-  if (opts.signal) setMaxListeners(256, opts.signal);
-  // An image id (as docker shows it) names nothing on a registry: never ask one for it.
-  if (looksLikeDigest(input)) throw new BerthError('NOT_FOUND', `no such image: ${input}`, { hint: 'an image ID names a local image only: see berth images' });
-  const ref = parseReference(input);
-  const { transport, done } = openTransport(opts);
-  try {
-    const repo = new Repository(transport, ref);
-    return await store.withLease(async () => {
-      const root = await repo.resolve(ref, opts);
-      const transfers = opts.concurrency ?? DEFAULT_PULL_CONCURRENCY;
-      const target = new ResumingStoreTarget(store, repo, { transfers });
-      let r;
-      try {
-        r = await copy(repo, target, root, {
-          ...(opts.platform ? { platform: opts.platform } : {}),
-          ...(opts.allPlatforms ? { allPlatforms: true } : {}),
-          // Twice the transfers: the next blobs' ingest opens and GETs overlap the bodies.
-          concurrency: transfers * 2,
-          ...(opts.signal ? { signal: opts.signal } : {}),
-          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-        });
-      } finally {
-        // Even when the copy failed: no commit may still run once pull() returns or throws.
-        await target.flush().catch(() => {});
-      }
-      await target.flush();
-      let name: string;
-      if (ref.tag !== undefined) {
-        name = await tagImage(store, formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag }), root);
-      } else {
-        name = formatReference({ domain: ref.domain, path: ref.path, digest: root.digest });
-        const entry = annotateName(root, name);
-        await store.updateIndex((ms) => {
-          const i = ms.findIndex((m) => m.annotations?.['io.containerd.image.name'] === name);
-          if (i === -1) ms.push(entry);
-          else ms[i] = entry;
-        });
-      }
-      return { name, root, copied: r.copied.length, existing: r.existing.length, bytes: target.bytes };
-    });
-  } finally {
-    await done();
-  }
-}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Limiter } from '../../src/registry/limit.js';
+import { Limiter } from '../../src/oci/limit.js';
 
 describe('Limiter', () => {
   it('never runs more than its limit at once, runs everything, and frees a slot on failure', async () => {

@@ -1,20 +1,20 @@
 import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { BerthError } from '../errors.js';
-import type { OpOptions } from '../oci/content.js';
-import { copy } from '../oci/copy.js';
-import { parseManifestOrIndex } from '../oci/manifest.js';
-import { isIndex, MediaType } from '../oci/mediatype.js';
-import { formatReference, parseReference } from '../oci/reference.js';
-import type { Descriptor, Digest } from '../oci/types.js';
-import { walk } from '../oci/walk.js';
-import { compressStream } from '../archive/compress.js';
-import { findImage, viewImage } from '../store/images.js';
-import { compressImage } from '../store/variants.js';
-import type { ContentStore } from '../store/store.js';
-import { openTransport, type RegistryOptions } from './client.js';
-import { Repository } from './registry.js';
+import { BerthError } from './errors.js';
+import type { OpOptions } from './oci/content.js';
+import { copy } from './oci/copy.js';
+import { parseManifestOrIndex } from './oci/manifest.js';
+import { isIndex, MediaType } from './oci/mediatype.js';
+import { formatReference, parseReference } from './oci/reference.js';
+import type { Descriptor, Digest } from './oci/types.js';
+import { walk } from './oci/walk.js';
+import { compressStream } from './archive/compress.js';
+import { findImage, viewImage } from './store/images.js';
+import { compressImage } from './store/variants.js';
+import type { ContentStore } from './store/store.js';
+import { openTransport, type RegistryOptions } from './registry/client.js';
+import { Repository } from './registry/registry.js';
 
 export interface PushOptions extends OpOptions, RegistryOptions {
   /** Push the whole index (default: the manifest for this host's platform only). */
