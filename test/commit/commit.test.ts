@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContentStore } from '../../src/store/store.js';
 import { runBerth, snapshotTree, testdir } from '../kit/index.js';
 import { busyboxImage } from '../fixtures/busybox-image.js';
-import { startContainerd } from '../import/containerd.js';
+import { startContainerd } from '../kit/containerd.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
