@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
+import { procStart } from '../store/lock.js';
 import { BerthError, isBerthError } from '../errors.js';
 import type { ImageView } from '../store/images.js';
 import type { ContentStore } from '../store/store.js';
@@ -19,7 +20,7 @@ import { prepareRootfs, writeBundle } from './bundle.js';
 import { LogWriter, readLog, type LogEntry } from './logs.js';
 import { ImageCache, type ResolvedImage } from './imagecache.js';
 import { execProcess, runProcess, signalNumber } from './process.js';
-import { NAME_RE, Records, procStat, randomName, writeJsonAtomic, type ContainerInfo, type ContainerPaths, type ContainerRecord, type ContainerState } from './records.js';
+import { NAME_RE, Records, randomName, writeJsonAtomic, type ContainerInfo, type ContainerPaths, type ContainerRecord, type ContainerState } from './records.js';
 import { mkdirInRoot, readInRoot } from './rootfs.js';
 import { Runc, type RuncVersion } from './runc.js';
 import {
@@ -419,7 +420,7 @@ export class Containers {
     const r = await this.readRecord(id);
     const p = this.paths(id);
     const startedAt = new Date().toISOString();
-    const monitorStart = procStat('self')?.start;
+    const monitorStart = procStart('self');
     const mon = { monitorPid: process.pid, ...(monitorStart ? { monitorStart } : {}) };
     // Recorded while runc starts (it takes far longer); the pid follows once it is known.
     let running = this.writeState(id, { status: 'running', ...mon, startedAt });

@@ -12,9 +12,10 @@
  * for it.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pidAlive, procStart } from '../store/lock.js';
 import { BerthError, fromSystemError } from '../errors.js';
 
 export interface ContainerRecord {
@@ -85,26 +86,14 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await rename(tmp, path);
 }
 
-/** Field 22 (start time in clock ticks) and the state letter of /proc/PID/stat, or undefined. */
-export function procStat(pid: number | 'self'): { state: string; start: string } | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: rest[0]!, start: rest[19]! };
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Whether a monitor process is alive: a zombie (nobody reaped it yet) is dead, and so is a pid
- * reused by another process (its start time differs from the one recorded).
+ * reused by another process (its start time differs from the one recorded). The one pid check
+ * is the store's `pidAlive`.
  */
 export function alive(pid: number | undefined, start?: string): boolean {
   if (!pid) return false;
-  const st = procStat(pid);
-  if (!st || st.state === 'Z' || st.state === 'X') return false;
-  return start === undefined || st.start === start;
+  return pidAlive(pid, start ?? procStart(pid) ?? '');
 }
 
 /** The records of one berth root. */
