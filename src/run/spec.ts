@@ -350,7 +350,10 @@ export interface SpecOptions {
   env: string[];
   cwd: string;
   user: ResolvedUser;
-  hostname: string;
+  /** UTS hostname (default: none set, the runtime keeps its own). */
+  hostname?: string;
+  /** The rootfs: absolute, or relative to the bundle directory (default `rootfs`). */
+  rootfs?: string;
   tty?: boolean;
   readOnly?: boolean;
   network?: 'private' | 'host' | 'none';
@@ -362,6 +365,8 @@ export interface SpecOptions {
   pidsLimit?: number;
   binds?: readonly BindSpec[];
   tmpfs?: readonly SpecMount[];
+  /** Any other mounts (a build step's cache, secret or bind mounts), added after binds and tmpfs. */
+  mounts?: readonly SpecMount[];
   /** Host files bind-mounted at /etc/hosts, /etc/resolv.conf, /etc/hostname. */
   files?: { hosts?: string; resolvConf?: string; hostname?: string };
   cgroupsPath?: string;
@@ -424,6 +429,12 @@ export function buildSpec(o: SpecOptions): RuntimeSpec {
   if (f.hostname) add({ destination: '/etc/hostname', type: 'bind', source: f.hostname, options: ['rbind', 'rprivate'] });
   for (const t of o.tmpfs ?? []) add(t);
   for (const b of o.binds ?? []) add({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', ...(b.readonly ? ['ro'] : [])] });
+  for (const m of o.mounts ?? []) {
+    if (!m.destination.startsWith('/') || posix.normalize(m.destination) === '/') {
+      throw new BerthError('INVALID_ARGUMENT', `invalid mount destination ${JSON.stringify(m.destination)}: it must be absolute and not /`);
+    }
+    add({ ...m, destination: posix.normalize(m.destination), ...(m.options ? { options: [...m.options] } : {}) });
+  }
 
   const resources: NonNullable<RuntimeSpec['linux']['resources']> = {
     devices: privileged ? [{ allow: true, access: 'rwm' }] : DEFAULT_DEVICE_RULES.map((d) => ({ ...d })),
@@ -444,8 +455,8 @@ export function buildSpec(o: SpecOptions): RuntimeSpec {
   return {
     ociVersion: '1.0.2',
     process: buildProcess(o),
-    root: { path: 'rootfs', readonly: !!o.readOnly },
-    hostname: o.hostname,
+    root: { path: o.rootfs ?? 'rootfs', readonly: !!o.readOnly },
+    ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
     mounts,
     ...(o.annotations ? { annotations: o.annotations } : {}),
     linux: {
