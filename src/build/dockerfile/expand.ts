@@ -28,6 +28,8 @@ class Lexer {
     readonly src: string,
     readonly env: Env,
     readonly escape: string,
+    /** Quotes and escapes are plain characters (heredoc content): only `$` expands. */
+    readonly raw = false,
   ) {}
 
   peek(): string | undefined {
@@ -57,7 +59,10 @@ class Lexer {
         continue;
       }
       inWord = true;
-      if (ch === "'") {
+      if (this.raw && ch !== '$') {
+        this.pos++;
+        cur += ch;
+      } else if (ch === "'") {
         this.pos++;
         cur += this.singleQuote();
       } else if (ch === '"') {
@@ -207,6 +212,16 @@ export function expandWords(text: string, env: Env, escape = '\\'): { words: str
   const lx = new Lexer(text, env, escape);
   try {
     return { words: lx.word(undefined, true), used: lx.used };
+  } catch (e) {
+    return wrap(e, text);
+  }
+}
+
+/** Expand `$` references in heredoc content; quotes and escapes stay as written. */
+export function expandHeredoc(text: string, env: Env): string {
+  const lx = new Lexer(text, env, '\\', true);
+  try {
+    return lx.word(undefined, false)[0] ?? '';
   } catch (e) {
     return wrap(e, text);
   }
