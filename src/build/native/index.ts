@@ -25,9 +25,11 @@ import { getImage, tagImage, type ImageView } from '../../store/images.js';
 import { ContentStore } from '../../store/store.js';
 import { Runc } from '../../run/runc.js';
 import { runProcess } from '../../run/process.js';
-import { writeBundle, prepareRootfs } from '../../run/bundle.js';
+import { nofileLimit } from '../../run/containers.js';
+import { writeBundle } from '../../run/bundle.js';
 import { buildSpec, DEFAULT_PATH, resolveUser, type SpecMount } from '../../run/spec.js';
-import { readInRoot } from '../../run/rootfs.js';
+import { ensureMountpoint, readInRoot } from '../../run/rootfs.js';
+import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
 import type { BuildRequest, BuildResult, BuildStep, Builder } from '../builder.js';
 import { chompHeredoc, parseDockerfile, lineError } from '../dockerfile/parse.js';
 import { toInstruction, toStages, type Dockerfile, type Instruction, type Stage } from '../dockerfile/instructions.js';
@@ -730,12 +732,25 @@ async function runStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instructi
         user,
         rootfs,
         hostname: 'buildkitsandbox',
+        nofile: await nofileLimit(),
         network: network === 'host' ? 'host' : network === 'none' ? 'none' : 'private',
         mounts,
         files: { hosts, resolvConf: resolv },
         ...(security === 'insecure' ? { privileged: true } : {}),
       });
-      await prepareRootfs(rootfs, spec, mounts.filter((m) => !!m.source && (m.source.includes('secret-') || m.source.endsWith('/file'))).map((m) => m.destination));
+      // Mount points: only the top-level runtime ones (proc, dev, sys, the /etc files; the
+      // layer writer drops them when they are stubs) and the step's own mounts, whose stubs
+      // are removed again after the run, as BuildKit does.
+      for (const d of ['/proc', '/dev', '/sys']) await ensureMountpoint(rootfs, d, 'dir');
+      for (const f of ['/etc/hosts', '/etc/resolv.conf']) await ensureMountpoint(rootfs, f, 'file');
+      const stubs: { dest: string; first: string }[] = [];
+      for (const m of mounts) {
+        const first = await firstMissing(rootfs, m.destination);
+        if (first) stubs.push({ dest: m.destination, first });
+        const isFile = m.type === 'bind' && !!m.source && (await lstat(m.source)).isFile();
+        await ensureMountpoint(rootfs, m.destination, isFile ? 'file' : 'dir');
+      }
+      extra.unshift(() => removeStubs(rootfs, stubs));
       const bundle = join(stepTmp, 'bundle');
       await writeBundle(bundle, spec);
       const tail: string[] = [];
@@ -768,6 +783,40 @@ async function runStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instructi
       for (const f of extra.reverse()) await f().catch(() => {});
     }
   });
+}
+
+/** The first component of `path` that does not exist in the rootfs, or undefined. */
+async function firstMissing(rootfs: string, path: string): Promise<string | undefined> {
+  let cur = '/';
+  for (const part of posix.normalize(path).split('/').filter(Boolean)) {
+    cur = posix.join(cur, part);
+    try {
+      await lstat(join(rootfs, cur));
+    } catch {
+      return cur;
+    }
+  }
+  return undefined;
+}
+
+/** Remove mount-point stubs a step's mounts needed: empty files and directories, up to the first that did not exist. */
+async function removeStubs(rootfs: string, stubs: { dest: string; first: string }[]): Promise<void> {
+  for (const s of [...stubs].reverse()) {
+    for (let cur = s.dest; cur.length >= s.first.length; cur = posix.dirname(cur)) {
+      const host = join(rootfs, cur);
+      try {
+        const st = await lstat(host);
+        if (st.isDirectory()) {
+          if ((await readdir(host)).length > 0) break;
+          await rmdir(host);
+        } else if (st.isFile() && st.size === 0) await unlink(host);
+        else break;
+      } catch {
+        break;
+      }
+      if (cur === s.first) break;
+    }
+  }
 }
 
 /** The rootfs of another stage or an image, mounted for reading (COPY --from, --mount from=). */
