@@ -31,6 +31,12 @@ interface Summary {
   tree: Record<string, Entry>;
 }
 
+/**
+ * Context files whose mode the shared corpus lost (copy-basic/two.txt was 0640 when BuildKit
+ * built it; the read-only shared copy has 0444): their mode cannot be compared.
+ */
+const MODE_LOST: Record<string, string[]> = { 'copy-basic': ['/many/two.txt', '/glob/two.txt'] };
+
 let root: string;
 let base: Summary;
 const table: string[] = [];
@@ -110,6 +116,9 @@ describe.skipIf(!isRoot || cases.length === 0)('corpus: built-in builder vs Buil
       for (const [p, e] of Object.entries(got.tree)) if (JSON.stringify(base.tree[p]) !== JSON.stringify(e)) changed[p] = e;
       const removed = Object.keys(base.tree).filter((p) => !(p in got.tree)).sort();
       const expChanged = { ...(expected.changed as Record<string, Entry>) };
+      for (const p of MODE_LOST[name] ?? []) {
+        if (changed[p] && expChanged[p]) changed[p] = { ...changed[p], mode: expChanged[p]!.mode };
+      }
       for (const p of ['/dev', '/proc', '/sys']) if (!(p in changed)) delete expChanged[p];
       const expHistory = (expected.history as { created_by: string; empty_layer?: boolean }[]).map((h) => ({ ...h, created_by: h.created_by.replace(/ # buildkit$/, '') }));
       const diffs: string[] = [];

@@ -714,7 +714,9 @@ async function runStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instructi
         for (const s of scripts) await writeFile(join(pipes, s.name), s.data, { mode: 0o755 });
         mounts.push({ destination: '/dev/pipes', type: 'bind', source: pipes, options: ['rbind', 'rprivate', 'ro'] });
       }
-      const user = resolveUser(cfg.User, await readInRoot(rootfs, '/etc/passwd'), await readInRoot(rootfs, '/etc/group'));
+      const resolved = resolveUser(cfg.User, await readInRoot(rootfs, '/etc/passwd'), await readInRoot(rootfs, '/etc/group'));
+      // BuildKit (containerd's WithAdditionalGIDs) lists the primary group among the supplementary ones.
+      const user = { ...resolved, additionalGids: [...new Set([resolved.gid, ...resolved.additionalGids])] };
       const cwd = cfg.WorkingDir || '/';
       await mkdirAllInRoot(rootfs, cwd, undefined);
       const runEnv = [...(cfg.Env ?? [])];
