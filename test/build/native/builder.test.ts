@@ -1,0 +1,144 @@
+/**
+ * The built-in builder end to end with real runc and overlay (root): the step cache (a rebuild
+ * with nothing changed runs no step and writes no blob; a changed source reruns only from its
+ * step), a failed RUN's error, and that nothing is left behind (snapshots, mounts, runc state).
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { BuildRequest } from '../../../src/build/builder.js';
+import { createNativeBuilder } from '../../../src/build/native/index.js';
+import { tagImage } from '../../../src/store/images.js';
+import { ContentStore } from '../../../src/store/store.js';
+import { Snapshotter } from '../../../src/snapshot/snapshotter.js';
+import type { Digest } from '../../../src/oci/types.js';
+import { testdir } from '../../kit/testdir.js';
+
+const MAKE_BASE = fileURLToPath(new URL('../../../../shared/build-corpus/make-base.py', import.meta.url));
+const isRoot = process.getuid?.() === 0;
+
+async function withBase(): Promise<string> {
+  const root = await testdir('berth-native-');
+  const layout = join(root, 'base-layout');
+  execFileSync('python3', [MAKE_BASE, layout]);
+  const store = await ContentStore.open(join(root, 'store'));
+  for (const f of readdirSync(join(layout, 'blobs', 'sha256'))) await store.putBytes(readFileSync(join(layout, 'blobs', 'sha256', f)), { digest: `sha256:${f}` as Digest });
+  const m = (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: Digest; size: number; mediaType: string }[] }).manifests[0]!;
+  await tagImage(store, 'base', { mediaType: m.mediaType, digest: m.digest, size: m.size });
+  return root;
+}
+
+function request(context: string, extra: Partial<BuildRequest> = {}): BuildRequest {
+  return { context, tags: ['t'], buildArgs: {}, labels: {}, secrets: [], ssh: [], cacheFrom: [], cacheTo: [], outputs: [], ...extra };
+}
+
+async function blobs(root: string): Promise<string[]> {
+  return readdirSync(join(root, 'store', 'content', 'blobs', 'sha256')).sort();
+}
+
+async function assertClean(root: string): Promise<void> {
+  const snaps = await Snapshotter.open(join(root, 'store'));
+  expect((await snaps.list()).filter((s) => s.kind === 'active')).toEqual([]);
+  expect((await readFile('/proc/self/mountinfo', 'utf8')).includes(join(root, 'store'))).toBe(false);
+  const runcRoot = join(root, 'store', 'runc');
+  let states: string[] = [];
+  try {
+    states = readdirSync(runcRoot);
+  } catch {
+    /* runc never ran */
+  }
+  expect(states).toEqual([]);
+}
+
+describe.skipIf(!isRoot)('built-in builder', () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await withBase();
+  }, 60_000);
+
+  it('caches steps: nothing changed runs nothing and writes nothing; a changed source reruns from its step', async () => {
+    const ctx = join(root, 'ctx-cache');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(ctx, 'a.txt'), 'a\n');
+    await writeFile(join(ctx, 'b.txt'), 'b\n');
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM base\nRUN echo one > /one\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy\nCOPY b.txt /b.txt\nRUN echo done > /done\n');
+    const b = createNativeBuilder({ root: join(root, 'store') });
+    const first = await b.build(request(ctx));
+    expect(first.steps.map((s) => s.cached)).toEqual([false, false, false, false, false]);
+    const before = await blobs(root);
+
+    const again = await b.build(request(ctx));
+    expect(again.steps.map((s) => s.cached)).toEqual([true, true, true, true, true]);
+    expect(again.imageId).toBe(first.imageId);
+    expect(await blobs(root)).toEqual(before);
+
+    await writeFile(join(ctx, 'b.txt'), 'changed\n');
+    const third = await b.build(request(ctx));
+    expect(third.steps.map((s) => s.cached)).toEqual([true, true, true, false, false]);
+    expect(third.imageId).not.toBe(first.imageId);
+
+    const nocache = await b.build(request(ctx, { noCache: true }));
+    expect(nocache.steps.every((s) => !s.cached)).toBe(true);
+    await assertClean(root);
+  });
+
+  it('a failed RUN names its line and exit code, keeps the last output, tags nothing and leaves nothing', async () => {
+    const ctx = join(root, 'ctx-fail');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM base\nRUN echo ok\nRUN echo going down && exit 7\n');
+    const b = createNativeBuilder({ root: join(root, 'store') });
+    const err = await b.build(request(ctx, { tags: ['failed'] })).then(() => undefined, (e: Error & { code?: string }) => e);
+    expect(err?.code).toBe('PROCESS');
+    expect(err?.message).toMatch(/^build failed at Dockerfile:3 \(RUN echo going down && exit 7\): exit code 7; last output: going down/);
+    const store = await ContentStore.open(join(root, 'store'));
+    expect((await store.listImages()).map((i) => i.name)).not.toContain('docker.io/library/failed:latest');
+    await assertClean(root);
+  });
+
+  it('a missing command is exit code 127', async () => {
+    const ctx = join(root, 'ctx-127');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM base\nRUN ["/no/such/command"]\n');
+    const b = createNativeBuilder({ root: join(root, 'store') });
+    await expect(b.build(request(ctx))).rejects.toThrow(/Dockerfile:2 .*exit code 127/);
+    await assertClean(root);
+  });
+
+  it('an abort stops the running step and leaves nothing behind', async () => {
+    const ctx = join(root, 'ctx-abort');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM base\nRUN sleep 30\n');
+    const b = createNativeBuilder({ root: join(root, 'store') });
+    const ac = new AbortController();
+    const p = b.build(request(ctx, { signal: ac.signal, onProgress: (e) => e.type === 'step-start' && setTimeout(() => ac.abort(), 500) }));
+    await expect(p).rejects.toThrow();
+    await assertClean(root);
+  }, 30_000);
+
+  it('multi-stage with heredocs, cache mounts and COPY --from; stages the target does not need are not built', async () => {
+    const ctx = join(root, 'ctx-multi');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(
+      join(ctx, 'Dockerfile'),
+      [
+        'FROM base AS never',
+        'RUN exit 1',
+        'FROM base AS build',
+        'RUN --mount=type=cache,target=/cache <<EOF',
+        'echo built >> /cache/log',
+        'cat /cache/log > /artifact',
+        'EOF',
+        'FROM base',
+        'COPY --from=build /artifact /artifact',
+        'CMD ["cat", "/artifact"]',
+      ].join('\n'),
+    );
+    const b = createNativeBuilder({ root: join(root, 'store') });
+    const r = await b.build(request(ctx, { tags: ['multi'] }));
+    expect(r.names).toEqual(['docker.io/library/multi:latest']);
+    await assertClean(root);
+  });
+});
