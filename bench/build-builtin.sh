@@ -13,7 +13,7 @@ ROUNDS=${ROUNDS:-3}
 HAVE_BUILDAH=1
 command -v buildah >/dev/null || { HAVE_BUILDAH=0; echo "buildah not installed (apt-get install buildah): berth only" >&2; }
 
-WORK=$(mktemp -d /tmp/berth-bench-build.XXXXXX)
+WORK=/tmp/berth-bench-build.$$; rm -rf "$WORK"; mkdir -p "$WORK"  # lower case: buildah names oci: images by path
 trap 'rm -rf "$WORK"' EXIT
 python3 ../shared/build-corpus/make-base.py "$WORK/base" >/dev/null
 CTX=$WORK/ctx
@@ -46,7 +46,7 @@ buildah_round() {
   local s=$WORK/buildah
   rm -rf "$s"; mkdir -p "$s"
   local B=(buildah --root "$s/root" --runroot "$s/run" --storage-driver overlay)
-  "${B[@]}" pull -q "oci:$WORK/base:base" >/dev/null 2>&1
+  "${B[@]}" pull -q "oci:$WORK/base:base" >/dev/null
   "${B[@]}" tag "$("${B[@]}" images -q | head -1)" localhost/base >/dev/null
   sed 's/^FROM base$/FROM localhost\/base/' "$CTX/Dockerfile" >"$CTX/Dockerfile.buildah"
   echo "buildah cold $(ms "${B[@]}" bud --isolation chroot --layers -f "$CTX/Dockerfile.buildah" -t x "$CTX") ms"
