@@ -25,4 +25,6 @@ export interface CliContext {
   /** Set the process exit code without throwing (e.g. a container's status). */
   setExitCode(code: number): void;
   readonly debug: boolean;
+  /** For verbs with `split` (run, exec): berth's arguments after the verb, and the rest verbatim. */
+  readonly split?: { own: readonly string[]; rest: readonly string[] };
 }

@@ -47,18 +47,40 @@ function report(e: unknown, debug: boolean): number {
   return EXIT_CODES.INTERNAL;
 }
 
-/** The first positional word, skipping the values of the global options that take one. */
-function findVerb(args: readonly string[]): string | undefined {
+/** Global flags that take a value (`--root DIR`; `--root=DIR` is one word). */
+const GLOBAL_WITH_VALUE = new Set(['--root', '--progress']);
+
+/** The index of the verb: the first positional word, skipping global flags and their values; -1 if none. */
+function findVerb(args: readonly string[]): number {
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a === '--') return args[i + 1];
-    if (a === '--root' || a === '--progress') {
+    if (a === '--') return i + 1 < args.length ? i + 1 : -1;
+    if (GLOBAL_WITH_VALUE.has(a)) {
       i++;
       continue;
     }
-    if (!a.startsWith('-')) return a;
+    if (!a.startsWith('-')) return i;
   }
-  return undefined;
+  return -1;
+}
+
+/** Whether berth's own arguments ask for --debug (a `--` ends berth's flags). */
+function wantsDebug(args: readonly string[]): boolean {
+  for (const a of args) {
+    if (a === '--') return false;
+    if (a === '--debug' || /^--debug=(true|1|yes)$/i.test(a)) return true;
+  }
+  return false;
+}
+
+/** Only global flags (and their values): bare `berth` prints the help, as docker does. */
+function onlyGlobals(args: readonly string[]): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (GLOBAL_WITH_VALUE.has(a)) i++;
+    else if (a !== '--debug' && !/^--(root|progress|debug)=/.test(a)) return false;
+  }
+  return true;
 }
 
 /**
@@ -69,7 +91,13 @@ function findVerb(args: readonly string[]): string | undefined {
 const yargs = createRequire(import.meta.url)('yargs/yargs') as (args: string[]) => Argv<GlobalArgs>;
 
 export async function main(args: string[]): Promise<void> {
-  const debug = args.includes('--debug');
+  // Only the verb being run is imported; the others are listed from the table.
+  const vi = findVerb(args);
+  const verb = vi >= 0 ? args[vi] : undefined;
+  const entry: CommandEntry | undefined = verb === undefined ? undefined : COMMANDS.find((c) => c.name === verb || c.aliases?.includes(verb));
+  // Until the verb's own arguments are split off, only what comes before the verb is berth's.
+  let debug = wantsDebug(vi >= 0 ? args.slice(0, vi) : args);
+  let split: CliContext['split'];
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -101,26 +129,42 @@ export async function main(args: string[]): Promise<void> {
       setExitCode: (code) => {
         process.exitCode = code;
       },
+      ...(split ? { split } : {}),
     };
   };
 
-  // Only the verb being run is imported; the others are listed from the table.
-  const verb = findVerb(args);
-  const entry: CommandEntry | undefined = COMMANDS.find((c) => c.name === verb || c.aliases?.includes(verb ?? ''));
   if (!verb && (args.includes('--version') || args.includes('-v'))) {
     const { berthVersion } = await import('./commands/version.js');
     process.stdout.write(`berth version ${await berthVersion()}\n`);
     return;
   }
 
-  let y = yargs(args)
+  let mod: BerthCommand<any> | BerthGroup | undefined;
+  let own = args;
+  try {
+    mod = entry ? (await entry.load()).default : undefined;
+    if (mod && !isGroup(mod) && mod.split) {
+      // run/exec: berth's part ends at the image/container; the rest is never parsed as berth's.
+      const after = args.slice(vi + 1);
+      const n = mod.split(after);
+      own = args.slice(0, vi + 1 + n);
+      split = { own: after.slice(0, n), rest: after.slice(n) };
+    }
+  } catch (e) {
+    process.exitCode = report(e, debug);
+    return;
+  }
+  debug = wantsDebug(own);
+  if (!verb && onlyGlobals(args)) own = [...args, '--help'];
+
+  let y = yargs(own)
     .scriptName('berth')
     .usage('berth: daemonless container images (build, load/save, pull/push, run)\n\nUsage: berth [--root DIR] COMMAND')
     .option('root', { type: 'string', describe: 'Store root (default: BERTH_ROOT, /var/lib/berth as root, else $XDG_DATA_HOME/berth)', global: true })
     .option('debug', { type: 'boolean', describe: 'Show stack traces and internal detail', global: true })
     .option('progress', { choices: ['auto', 'tty', 'plain', 'json', 'none'] as const, default: 'auto' as const, describe: 'Progress on stderr', global: true })
     .version(false)
-    .option('version', { alias: 'v', type: 'boolean', describe: 'Show the version' })
+    .option('version', { alias: 'v', type: 'boolean', describe: 'Show the version', global: false })
     .strict()
     .demandCommand(1, 'give a command')
     .recommendCommands()
@@ -141,8 +185,7 @@ export async function main(args: string[]): Promise<void> {
     y = y.command(c.name, c.describe, (b) => b.strict(false), () => {}) as Argv<GlobalArgs>;
   }
   try {
-    if (entry) {
-      const mod = (await entry.load()).default;
+    if (entry && mod) {
       if (isGroup(mod)) {
         y = y.command(mod.command, mod.describe, (b) => {
           let g = b as Argv<GlobalArgs>;

@@ -1,20 +1,57 @@
 /**
- * The detached container monitor (like containerd-shim): `node dist/run/monitor.js ROOT ID`,
- * started by `berth run -d` / `berth start` in its own session. It runs `runc run` in the
- * foreground (runc reaps the container), writes the log, records the exit status, unmounts the
- * rootfs and removes the container when it was started with --rm. It tells its parent on fd 3
- * `ok PID` once the container runs, or `err {json}` when it could not start.
+ * The detached container monitor's protocol, both ends in one place. `berth run -d` and
+ * `berth start` spawn `node dist/run/monitor-main.js ROOT ID` in its own session (like
+ * containerd-shim); it runs the container in the foreground (runProcess), writes the log,
+ * records the exit status, unmounts the rootfs and removes the container when it was started
+ * with --rm. On fd 3 it tells its parent exactly one line:
+ *
+ *   ok PID        the container's process runs (host pid)
+ *   err {json}    it could not start: {code, message, exitCode, hint?} of a BerthError
+ *   exit N        it ended before the parent stopped listening (only when `ok` was not sent)
  */
+import { spawn } from 'node:child_process';
+import { open, readFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
-import { BerthError } from '../errors.js';
-import { Containers } from './containers.js';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BerthError, type ErrorCode } from '../errors.js';
+import { lastLine } from './runc.js';
 
-async function main(): Promise<void> {
-  const [root, id] = process.argv.slice(2);
-  if (!root || !id) {
-    process.stderr.write('usage: monitor.js ROOT ID\n');
-    process.exit(2);
+/** The monitor's entry script (next to this module in dist/). */
+export const MONITOR_ENTRY = fileURLToPath(new URL('./monitor-main.js', import.meta.url));
+
+/**
+ * Parent side: start the monitor for container `id` of `root` and wait for its one line.
+ * Resolves with the container's pid, or throws the BerthError the monitor reported. `dir` holds
+ * monitor.log (the monitor's own stderr).
+ */
+export async function spawnMonitor(root: string, id: string, dir: string): Promise<{ pid: number }> {
+  const errPath = join(dir, 'monitor.log');
+  const errLog = await open(errPath, 'a');
+  const child = spawn(process.execPath, [MONITOR_ENTRY, root, id], { detached: true, stdio: ['ignore', 'ignore', errLog.fd, 'pipe'] });
+  await errLog.close();
+  const chan = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
+  let text = '';
+  chan.on('data', (b: Buffer) => void (text += b.toString()));
+  const code = await new Promise<number | null>((resolve) => {
+    chan.once('end', () => resolve(null));
+    chan.once('error', () => resolve(null));
+    child.once('exit', (c) => resolve(c));
+  });
+  child.unref();
+  chan.destroy();
+  const line = text.trim().split('\n')[0] ?? '';
+  if (line.startsWith('ok ')) return { pid: Number(line.slice(3)) };
+  if (line.startsWith('err ')) {
+    const e = JSON.parse(line.slice(4)) as { code: ErrorCode; message: string; exitCode: number; hint?: string };
+    throw new BerthError(e.code, e.message, { exitCode: e.exitCode, ...(e.hint ? { hint: e.hint } : {}) });
   }
+  const why = await readFile(errPath, 'utf8').catch(() => '');
+  throw new BerthError('INTERNAL', `the container monitor exited${code !== null ? ` with status ${code}` : ''} before the container started: ${lastLine(why) || 'no message'}`);
+}
+
+/** Monitor side: the fd-3 channel to the parent (each message is sent at most once in total). */
+export function parentChannel(): { started(pid: number): void; failed(e: unknown): void; exited(code: number): void } {
   let chan: Socket | undefined;
   try {
     chan = new Socket({ fd: 3, readable: false, writable: true });
@@ -27,23 +64,12 @@ async function main(): Promise<void> {
     chan.end(line + '\n');
     chan = undefined;
   };
-  // The container's signals come through runc kill; the monitor itself ignores hangups.
-  process.on('SIGHUP', () => {});
-  process.on('SIGPIPE', () => {});
-  const containers = await Containers.open(root);
-  try {
-    const code = await containers.supervise(id, {
-      stdin: 'ignore',
-      tty: false,
-      onStarted: (pid) => tell(`ok ${pid}`),
-    });
-    tell(`exit ${code}`);
-  } catch (e) {
-    const err = e instanceof BerthError ? e : new BerthError('INTERNAL', (e as Error)?.message ?? String(e));
-    tell(`err ${JSON.stringify({ code: err.code, message: err.message, exitCode: err.exitCode, ...(err.hint ? { hint: err.hint } : {}) })}`);
-    process.stderr.write(`${new Date().toISOString()} ${err.stack ?? err.message}\n`);
-    process.exitCode = 1;
-  }
+  return {
+    started: (pid) => tell(`ok ${pid}`),
+    exited: (code) => tell(`exit ${code}`),
+    failed: (e) => {
+      const err = e instanceof BerthError ? e : new BerthError('INTERNAL', (e as Error)?.message ?? String(e));
+      tell(`err ${JSON.stringify({ code: err.code, message: err.message, exitCode: err.exitCode, ...(err.hint ? { hint: err.hint } : {}) })}`);
+    },
+  };
 }
-
-void main();

@@ -1,1 +1,11 @@
-export { Snapshotter, chainIds, type SnapshotDriver, type SnapshotInfo } from './snapshotter.js';
+export {
+  Snapshotter,
+  LocalSnapshotter,
+  openSnapshotter,
+  chainIds,
+  type DiffOptions,
+  type SnapshotDriver,
+  type SnapshotInfo,
+  type SnapshotKind,
+} from './snapshotter.js';
+export { unpack, type UnpackImage } from './unpack.js';

@@ -16,29 +16,40 @@
  * Drivers: 'overlay' mounts the chain with the active snapshot's upper/work dirs; 'copy' (when
  * overlay is unavailable, or BERTH_SNAPSHOTTER=copy) copies the chain into the active
  * snapshot's fs/ at prepare time, applying whiteouts, and bind-mounts it.
+ *
+ * Overlay mounts are pinned to redirect_dir=off, metacopy=off and index=off, whatever the
+ * kernel's defaults: then the upper dir is a faithful diff (a renamed directory is copied up
+ * whole instead of leaving a redirect xattr; a chmod copies the data up instead of leaving a
+ * metadata-only inode), and `diff` turns it into a layer as it is. The copy driver's `diff`
+ * compares the active tree with its parent's tree.
+ *
+ * Unpacking image layers is not the snapshotter's business: `unpack()` (unpack.ts) takes any
+ * content source and calls `apply`.
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, readdirSync, rmSync as rmSyncFs } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
 import { native, MNT_DETACH } from '../archive/native.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
-import { layerCompression } from '../oci/mediatype.js';
 import type { Digest } from '../oci/types.js';
 import type { ImageView } from '../store/images.js';
 import type { ContentStore } from '../store/store.js';
-import { withLock } from '../store/lock.js';
+import { pidAlive, withLock } from '../store/lock.js';
 
 const execFileP = promisify(execFile);
 
 export type SnapshotDriver = 'overlay' | 'copy';
 
+export type SnapshotKind = 'committed' | 'active' | 'view';
+
 export interface SnapshotInfo {
-  kind: 'committed' | 'active';
+  kind: SnapshotKind;
   /** The committed snapshot's name (a chain id for layers) or the active snapshot's key. */
   key: string;
   parent?: string;
@@ -47,7 +58,7 @@ export interface SnapshotInfo {
 }
 
 interface Meta {
-  kind: 'committed' | 'active';
+  kind: SnapshotKind;
   key: string;
   parent?: string;
   diffId?: string;
@@ -70,24 +81,82 @@ function idOf(name: string): string {
 }
 
 const PAGE = 4096;
+const MS_RDONLY = 1;
+const MS_REMOUNT = 32;
+const MS_BIND = 4096;
+/** Overlay options that keep the upper dir a faithful diff (see the module comment). */
+const OVERLAY_PINNED = 'redirect_dir=off,metacopy=off,index=off';
 
-export class Snapshotter {
+export interface DiffOptions {
+  /** Clamp mtimes to this many seconds since 1970 (SOURCE_DATE_EPOCH): same tree, same bytes. */
+  epoch?: number;
+  /** Paths to leave out of the layer (relative: `var/cache/x`), with everything below them. */
+  exclude?: (relPath: string) => boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * Snapshots in containerd's vocabulary. Committed snapshots are read-only layers (named by
+ * chain id for image layers); active ones are writable trees on a committed parent (a
+ * container's rootfs, a build step); views are read-only trees on a committed parent.
+ */
+export interface Snapshotter {
+  /** The directory the snapshots live in. */
+  readonly dir: string;
+  /** The driver in use. */
+  driver(): Promise<SnapshotDriver>;
+  /** Whether a committed snapshot by that name exists. */
+  has(name: string): Promise<boolean>;
+  /** What `key` (an active snapshot or view) or `name` (a committed one) is; NOT_FOUND when none. */
+  stat(key: string): Promise<SnapshotInfo>;
+  /** A writable snapshot `key` on the committed `parent` (or on nothing). */
+  prepare(key: string, parent: string | undefined, opts?: OpOptions): Promise<void>;
+  /** A read-only snapshot `key` on the committed `parent`; mounts read-only. */
+  view(key: string, parent: string, opts?: OpOptions): Promise<void>;
+  /** Mount an active snapshot or view at `target` (an existing directory). */
+  mount(key: string, target: string): Promise<void>;
+  /** Unmount `target`; not mounted is fine. */
+  unmount(target: string): Promise<void>;
+  /** Turn the active snapshot `key` (unmounted) into the committed snapshot `name`. */
+  commit(name: string, key: string): Promise<void>;
+  /**
+   * Create the committed snapshot `name` on `parent` from a layer: `write` fills the empty
+   * directory it is given in overlay format (whiteouts as 0/0 character devices, opaque
+   * directories marked trusted.overlay.opaque=y) and returns the layer's diff id. When another
+   * writer committed `name` first, theirs is kept.
+   */
+  apply(name: string, parent: string | undefined, write: (dir: string) => Promise<{ diffId: string }>): Promise<void>;
+  /**
+   * The changes of the active snapshot `key` against its parent, as an OCI layer tar stream
+   * (uncompressed). Runtime leftovers (mount points runc and berth created) are not part of it.
+   */
+  diff(key: string, opts?: DiffOptions): Promise<Readable>;
+  /** Remove an active snapshot or view by key, or a committed one by name (not one others build on). */
+  remove(key: string): Promise<void>;
+  list(): Promise<SnapshotInfo[]>;
+  /** Remove committed snapshots nothing reaches; see LocalSnapshotter.gc. */
+  gc(inUse: Set<string>): Promise<string[]>;
+}
+
+/** The snapshotter on the local disk (overlay or copy driver). */
+export class LocalSnapshotter implements Snapshotter {
   readonly dir: string;
   readonly #driverPref: SnapshotDriver | undefined;
   #driver: Promise<SnapshotDriver> | undefined;
 
-  private constructor(root: string, driver?: SnapshotDriver) {
+  /** @internal use LocalSnapshotter.open or openSnapshotter */
+  constructor(root: string, driver?: SnapshotDriver) {
     this.dir = join(root, 'snapshots');
     this.#driverPref = driver;
   }
 
   /** Open the snapshotter under `<root>/snapshots`. The driver defaults to overlay when it works. */
-  static async open(root: string, opts: { driver?: SnapshotDriver } = {}): Promise<Snapshotter> {
+  static async open(root: string, opts: { driver?: SnapshotDriver } = {}): Promise<LocalSnapshotter> {
     const env = process.env.BERTH_SNAPSHOTTER;
     if (env !== undefined && env !== '' && env !== 'overlay' && env !== 'copy') {
       throw new BerthError('INVALID_ARGUMENT', `BERTH_SNAPSHOTTER=${env} is not a snapshotter`, { hint: "use 'overlay' or 'copy'" });
     }
-    const s = new Snapshotter(root, opts.driver ?? ((env || undefined) as SnapshotDriver | undefined));
+    const s = new LocalSnapshotter(root, opts.driver ?? ((env || undefined) as SnapshotDriver | undefined));
     try {
       for (const d of ['c', 'a', 'tmp', 'empty']) await mkdir(join(s.dir, d), { recursive: true, mode: 0o700 });
     } catch (e) {
@@ -105,7 +174,7 @@ export class Snapshotter {
     const t = join(this.dir, 'tmp', `probe-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
       for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(t, d), { recursive: true });
-      native().mount('overlay', join(t, 'm'), 'overlay', 0, `lowerdir=${t}/l,upperdir=${t}/u,workdir=${t}/w`);
+      native().mount('overlay', join(t, 'm'), 'overlay', 0, `lowerdir=${t}/l,upperdir=${t}/u,workdir=${t}/w,${OVERLAY_PINNED}`);
       native().umount2(join(t, 'm'), MNT_DETACH);
       return 'overlay';
     } catch {
@@ -139,56 +208,33 @@ export class Snapshotter {
   }
 
   /**
-   * Unpack every layer of an image that is not unpacked yet, each into its own committed
-   * snapshot keyed by chain id, verifying diff_ids against the config. Returns the top chain id.
+   * @deprecated unpacking is `unpack(snapshotter, source, view)` (unpack.ts); this forwards to it
+   * until every caller moved.
    */
   async unpackImage(store: ContentStore, view: ImageView, opts: OpOptions = {}): Promise<{ chainId: string }> {
-    const layers = view.manifest.layers;
-    const diffIds = view.config.rootfs?.diff_ids ?? [];
-    const img = view.name ?? view.manifestDesc.digest;
-    if (layers.length !== diffIds.length) {
-      throw new BerthError('INVALID_ARGUMENT', `image ${img}: ${layers.length} layers but ${diffIds.length} diff_ids in the config`);
+    const { unpack } = await import('./unpack.js');
+    return unpack(this, store, view, opts);
+  }
+
+  async apply(name: string, parent: string | undefined, write: (dir: string) => Promise<{ diffId: string }>): Promise<void> {
+    if (await this.has(name)) return;
+    const tmp = join(this.dir, 'tmp', `unpack-${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      await mkdir(join(tmp, 'fs'), { recursive: true, mode: 0o755 });
+      const { diffId } = await write(join(tmp, 'fs'));
+      const meta: Meta = { kind: 'committed', key: name, ...(parent !== undefined ? { parent } : {}), diffId, created: new Date().toISOString() };
+      await writeFile(join(tmp, 'meta.json'), JSON.stringify(meta));
+      await this.#publish(tmp, this.#committedDir(name));
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true }).catch(() => {});
+      throw e instanceof BerthError ? e : fromSystemError(e, `writing snapshot ${name}`);
     }
-    if (layers.length === 0) throw new BerthError('INVALID_ARGUMENT', `image ${img} has no layers`);
-    const chain = chainIds(diffIds);
-    for (let i = 0; i < layers.length; i++) {
-      const chainId = chain[i]!;
-      if (await this.has(chainId)) continue;
-      const layer = layers[i]!;
-      const compression = layerCompression(layer.mediaType);
-      if (compression === undefined) {
-        throw new BerthError('UNSUPPORTED', `image ${img}: layer ${layer.digest} has media type ${layer.mediaType}, which is not a layer berth can unpack`);
-      }
-      const what = `layer ${layer.digest}`;
-      const tmp = join(this.dir, 'tmp', `unpack-${process.pid}-${randomBytes(6).toString('hex')}`);
-      try {
-        await mkdir(join(tmp, 'fs'), { recursive: true, mode: 0o755 });
-        opts.onProgress?.({ type: 'blob-start', digest: layer.digest, size: layer.size, mediaType: layer.mediaType, id: 'unpack' });
-        // Loaded on first unpack only: a warm `berth run` never needs the tar reader.
-        const { applyLayer } = await import('../archive/apply.js');
-        const res = await applyLayer(await store.fetch(layer), join(tmp, 'fs'), {
-          whiteouts: 'overlay',
-          compression,
-          what,
-          size: layer.size,
-          ...(opts.signal ? { signal: opts.signal } : {}),
-          ...(opts.onProgress ? { onProgress: (e) => opts.onProgress!(e.type === 'blob-progress' ? { ...e, digest: layer.digest } : e) } : {}),
-        });
-        if (res.diffId !== diffIds[i]) {
-          throw new BerthError('DIGEST_MISMATCH', `${what}: uncompressed digest ${res.diffId} does not match the config's diff_id ${diffIds[i]}`, {
-            hint: 'the image is corrupt; pull or load it again',
-          });
-        }
-        const meta: Meta = { kind: 'committed', key: chainId, ...(i > 0 ? { parent: chain[i - 1]! } : {}), diffId: res.diffId, created: new Date().toISOString() };
-        await writeFile(join(tmp, 'meta.json'), JSON.stringify(meta));
-        await this.#publish(tmp, this.#committedDir(chainId));
-        opts.onProgress?.({ type: 'blob-done', digest: layer.digest, size: layer.size });
-      } catch (e) {
-        await rm(tmp, { recursive: true, force: true }).catch(() => {});
-        throw e instanceof BerthError ? e : fromSystemError(e, `unpacking ${what}`);
-      }
-    }
-    return { chainId: chain[chain.length - 1]! };
+  }
+
+  async stat(key: string): Promise<SnapshotInfo> {
+    const m = (await this.#meta(this.#activeDir(key))) ?? (await this.#meta(this.#committedDir(key)));
+    if (!m || m.key !== key) throw new BerthError('NOT_FOUND', `snapshot ${key} does not exist`);
+    return { kind: m.kind, key: m.key, ...(m.parent !== undefined ? { parent: m.parent } : {}), created: m.created, ...(m.driver ? { driver: m.driver } : {}) };
   }
 
   /** Rename a complete tmp dir into place; when another unpack got there first, keep theirs. */
@@ -220,7 +266,16 @@ export class Snapshotter {
   }
 
   /** Create an active snapshot `key` on top of the committed `parent` (or empty). */
-  async prepare(key: string, parent: string | undefined, _opts: OpOptions = {}): Promise<void> {
+  prepare(key: string, parent: string | undefined, _opts: OpOptions = {}): Promise<void> {
+    return this.#create('active', key, parent);
+  }
+
+  /** Create a read-only view `key` of the committed `parent`. */
+  view(key: string, parent: string, _opts: OpOptions = {}): Promise<void> {
+    return this.#create('view', key, parent);
+  }
+
+  async #create(kind: 'active' | 'view', key: string, parent: string | undefined): Promise<void> {
     if (!key) throw new BerthError('INVALID_ARGUMENT', 'snapshot key must not be empty');
     const driver = await this.driver();
     const dest = this.#activeDir(key);
@@ -230,13 +285,15 @@ export class Snapshotter {
       const tmp = join(this.dir, 'tmp', `prepare-${process.pid}-${randomBytes(6).toString('hex')}`);
       try {
         if (driver === 'overlay') {
-          await mkdir(join(tmp, 'upper'), { recursive: true, mode: 0o755 });
-          await mkdir(join(tmp, 'work'), { recursive: true, mode: 0o700 });
+          if (kind === 'active') {
+            await mkdir(join(tmp, 'upper'), { recursive: true, mode: 0o755 });
+            await mkdir(join(tmp, 'work'), { recursive: true, mode: 0o700 });
+          } else await mkdir(tmp, { recursive: true });
         } else {
           await mkdir(join(tmp, 'fs'), { recursive: true, mode: 0o755 });
           for (const l of [...chain].reverse()) await copyLayer(l.fs, join(tmp, 'fs'));
         }
-        const meta: Meta = { kind: 'active', key, ...(parent !== undefined ? { parent } : {}), created: new Date().toISOString(), driver };
+        const meta: Meta = { kind, key, ...(parent !== undefined ? { parent } : {}), created: new Date().toISOString(), driver };
         await writeFile(join(tmp, 'meta.json'), JSON.stringify(meta));
         await rename(tmp, dest);
       } catch (e) {
@@ -246,26 +303,59 @@ export class Snapshotter {
     });
   }
 
-  /** Mount the active snapshot `key` at `target` (an existing directory). */
+  /** Mount the active snapshot or view `key` at `target` (an existing directory). */
   async mount(key: string, target: string): Promise<void> {
     const dir = this.#activeDir(key);
     const m = await this.#meta(dir);
-    if (!m || m.kind !== 'active' || m.key !== key) throw new BerthError('NOT_FOUND', `snapshot ${key} does not exist`);
+    if (!m || (m.kind !== 'active' && m.kind !== 'view') || m.key !== key) throw new BerthError('NOT_FOUND', `snapshot ${key} does not exist`);
     if (m.driver === 'copy') {
-      this.#mount(join(dir, 'fs'), target, 'none', 4096 /* MS_BIND */, '', undefined, key);
+      this.#mount(join(dir, 'fs'), target, 'none', MS_BIND, '', undefined, key);
+      if (m.kind === 'view') this.#mount('none', target, 'none', MS_BIND | MS_REMOUNT | MS_RDONLY, '', undefined, key);
       return;
     }
     const chain = await this.#chain(m.parent);
     // Relative lowerdirs need a chdir around mount(2), which worker threads cannot do.
     const rel = isMainThread;
-    const lower = chain.length > 0 ? chain.map((l) => (rel ? l.rel : l.fs)).join(':') : rel ? 'empty' : join(this.dir, 'empty');
-    const data = `lowerdir=${lower},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`;
+    const empty = rel ? 'empty' : join(this.dir, 'empty');
+    let lower = chain.length > 0 ? chain.map((l) => (rel ? l.rel : l.fs)).join(':') : empty;
+    // A view has no upper dir; overlay then wants two lower dirs at least.
+    if (m.kind === 'view' && chain.length < 2) lower += `:${empty}`;
+    const data = m.kind === 'view' ? `lowerdir=${lower},${OVERLAY_PINNED}` : `lowerdir=${lower},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')},${OVERLAY_PINNED}`;
     if (data.length >= PAGE) {
       throw new BerthError('UNSUPPORTED', `snapshot ${key}: a chain of ${chain.length} layers is too long for one overlay mount`, {
         hint: 'squash the image, or use BERTH_SNAPSHOTTER=copy',
       });
     }
-    this.#mount('overlay', target, 'overlay', 0, data, rel ? this.dir : undefined, key);
+    this.#mount('overlay', target, 'overlay', m.kind === 'view' ? MS_RDONLY : 0, data, rel ? this.dir : undefined, key);
+  }
+
+  async diff(key: string, opts: DiffOptions = {}): Promise<Readable> {
+    const { writeLayer } = await import('../archive/layer.js');
+    const dir = this.#activeDir(key);
+    const m = await this.#meta(dir);
+    if (!m || m.key !== key || m.kind === 'committed') {
+      const c = await this.#meta(this.#committedDir(key));
+      if (c?.key !== key) throw new BerthError('NOT_FOUND', `snapshot ${key} does not exist`);
+      // A committed snapshot is stored in overlay format: it is its own diff.
+      return writeLayer({ dir: join(this.#committedDir(key), 'fs'), mode: 'overlay', ...layerOpts(opts) });
+    }
+    const tree = join(dir, m.driver === 'copy' ? 'fs' : 'upper');
+    await stat(tree).catch((e) => {
+      throw e.code === 'ENOENT' ? new BerthError('NOT_FOUND', `snapshot ${key}: its files are gone (${tree})`, { hint: 'the snapshot was removed behind berth\'s back; remove the container' }) : fromSystemError(e, `reading snapshot ${key}`);
+    });
+    if (m.driver !== 'copy') return writeLayer({ dir: tree, mode: 'overlay', ...layerOpts(opts) });
+    // copy: compare with the parent's tree, put together in a temporary directory.
+    const base = join(this.dir, 'tmp', `diff-${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      await mkdir(base, { recursive: true, mode: 0o700 });
+      for (const l of [...(await this.#chain(m.parent))].reverse()) await copyLayer(l.fs, base);
+    } catch (e) {
+      await rm(base, { recursive: true, force: true }).catch(() => {});
+      throw e instanceof BerthError ? e : fromSystemError(e, `diffing snapshot ${key}`);
+    }
+    const out = writeLayer({ dir: tree, mode: 'compare', base, ...layerOpts(opts) });
+    out.once('close', () => void rm(base, { recursive: true, force: true }).catch(() => {}));
+    return out;
   }
 
   #mount(source: string, target: string, fstype: string, flags: number, data: string, cwd: string | undefined, key: string): void {
@@ -332,7 +422,7 @@ export class Snapshotter {
     await withLock(join(this.dir, 'lock'), async () => {
       const a = this.#activeDir(key);
       const am = await this.#meta(a);
-      if (am?.key === key) {
+      if (am?.key === key && am.kind !== 'committed') {
         await rmTree(a);
         return;
       }
@@ -371,7 +461,7 @@ export class Snapshotter {
         for (let cur = n; cur !== undefined && !keep.has(cur); cur = parentOf.get(cur)) keep.add(cur);
       };
       for (const s of all) {
-        if (s.kind === 'active') reach(s.parent);
+        if (s.kind !== 'committed') reach(s.parent);
         else if (inUse.has(s.key)) reach(s.key);
       }
       const removed: string[] = [];
@@ -382,21 +472,29 @@ export class Snapshotter {
       }
       for (const t of await readdir(join(this.dir, 'tmp')).catch(() => [] as string[])) {
         const pid = Number(t.split('-')[1]);
-        if (Number.isInteger(pid) && pid > 0 && !alive(pid)) await rmTree(join(this.dir, 'tmp', t));
+        if (Number.isInteger(pid) && pid > 0 && !pidAlive(pid)) await rmTree(join(this.dir, 'tmp', t));
       }
       return removed;
     });
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+function layerOpts(o: DiffOptions): { epoch?: number; exclude?: (p: string) => boolean; signal?: AbortSignal } {
+  return { ...(o.epoch !== undefined ? { epoch: o.epoch } : {}), ...(o.exclude ? { exclude: o.exclude } : {}), ...(o.signal ? { signal: o.signal } : {}) };
 }
+
+/**
+ * Open the snapshotter under `<root>/snapshots`.
+ */
+export function openSnapshotter(root: string, opts: { driver?: SnapshotDriver } = {}): Promise<Snapshotter> {
+  return LocalSnapshotter.open(root, opts);
+}
+
+/**
+ * `Snapshotter.open(root)` keeps working for callers written before the interface existed:
+ * the value `Snapshotter` is the local implementation; the type `Snapshotter` is the interface.
+ */
+export const Snapshotter = LocalSnapshotter;
 
 async function rmTree(p: string): Promise<void> {
   try {

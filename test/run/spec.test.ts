@@ -13,7 +13,9 @@ import {
   resolveUser,
 } from '../../src/run/spec.js';
 import { Runc, parseRuncVersion, runcHasSecurityFixes, startError } from '../../src/run/runc.js';
-import { parseDockerArgs, RUN_FLAGS } from '../../src/cli/commands/run.js';
+import { RUN_FLAGS, runSplit } from '../../src/cli/commands/run.js';
+import { parseDockerArgs } from '../../src/cli/dockerflags.js';
+import { runRequest } from '../../src/run/options.js';
 
 const PASSWD = 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n';
 const GROUP = 'root:x:0:\nwheel:x:10:app\napp:x:1000:\naudio:x:29:app,other\n';
@@ -118,10 +120,26 @@ describe('runc wrapper', () => {
 
 describe('docker-style argv', () => {
   it('stops at the image and keeps the command verbatim', () => {
-    const r = parseDockerArgs(['--root', '/r', 'run', '--rm', '-it', '-e', 'A=1', '-eB=2', '--name=x', 'img', 'sh', '-c', 'echo --rm'], ['run'], RUN_FLAGS, 1);
-    expect(r.flags).toMatchObject({ rm: true, interactive: true, tty: true, env: ['A=1', 'B=2'], name: 'x' });
+    const r = parseDockerArgs(['--rm', '-it', '-e', 'A=1', '-eB=2', '--name=x', '--root', '/r', '--net', 'none', 'img', 'sh', '-c', 'echo --rm', '--root', '/x'], RUN_FLAGS, 1, 'run');
+    expect(r.flags).toMatchObject({ rm: true, interactive: true, tty: true, env: ['A=1', 'B=2'], name: 'x', root: '/r', network: 'none' });
     expect(r.positionals).toEqual(['img']);
-    expect(r.rest).toEqual(['sh', '-c', 'echo --rm']);
-    expect(() => parseDockerArgs(['run', '--bogus', 'img'], ['run'], RUN_FLAGS, 1)).toThrow(/unknown flag/);
+    expect(r.rest).toEqual(['sh', '-c', 'echo --rm', '--root', '/x']);
+    expect(r.consumed).toBe(11);
+    expect(runSplit(['-v', '/a:/b', 'img', '-v'])).toBe(3);
+    expect(runSplit(['--', 'img', '--rm'])).toBe(2);
+    expect(() => runSplit(['--rm'])).toThrow(/requires at least 1 argument: IMAGE/);
+    expect(() => runSplit(['-e'])).toThrow(/flag needs an argument: --env/);
+    expect(() => parseDockerArgs(['--bogus', 'img'], RUN_FLAGS, 1, 'run')).toThrow(/unknown flag/);
+  });
+
+  it('maps run flags to create options as docker does', () => {
+    const r = runRequest('img', ['sh'], { rm: true, env: ['A=1', 'HOME_X'], memory: '512m', cpus: '1.5', 'pids-limit': '-1', network: 'none', detach: true, tty: true }, { stdinIsTTY: false, hostEnv: { HOME_X: 'h' } });
+    expect(r.create).toMatchObject({ image: 'img', cmd: ['sh'], autoRemove: true, env: ['A=1', 'HOME_X=h'], memory: 512 * 1024 * 1024, cpus: 1.5, pidsLimit: -1, network: 'none', tty: false, pull: 'never' });
+    expect(r.detach).toBe(true);
+    expect(r.pull).toBe('missing');
+    expect(r.warnings).toHaveLength(1);
+    expect(() => runRequest('img', [], { tty: true }, { stdinIsTTY: false })).toThrow(/not a TTY/);
+    expect(() => runRequest('img', [], { cpus: 'x' }, { stdinIsTTY: false })).toThrow(/invalid --cpus/);
+    expect(() => runRequest('img', [], { network: 'bridge0' }, { stdinIsTTY: false })).toThrow(/unsupported --network/);
   });
 });

@@ -15,12 +15,12 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError, isBerthError } from '../../errors.js';
 import { compressStream } from '../../archive/compress.js';
-import { writeLayer } from '../../archive/layer.js';
 import { DigestStream, sha256 } from '../../oci/digest.js';
 import { MediaType } from '../../oci/mediatype.js';
 import { hostPlatform, parsePlatform } from '../../oci/platform.js';
 import type { ContainerConfig, Descriptor, Digest, HistoryEntry, ImageConfig, Manifest, Platform } from '../../oci/types.js';
 import { chainIds, Snapshotter } from '../../snapshot/snapshotter.js';
+import { unpack } from '../../snapshot/unpack.js';
 import { getImage, tagImage, type ImageView } from '../../store/images.js';
 import { ContentStore } from '../../store/store.js';
 import { Runc } from '../../run/runc.js';
@@ -480,12 +480,12 @@ async function ensureChain(ctx: Ctx, state: StageState): Promise<string | undefi
     manifest: { schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config: state.layers[0]!, layers: state.layers } as Manifest,
     config: { architecture: state.platform.architecture, os: state.platform.os, rootfs: { type: 'layers', diff_ids: state.diffIds } } as ImageConfig,
   } as ImageView;
-  const { chainId } = await ctx.snaps.unpackImage(ctx.store, view, ctx.req.signal ? { signal: ctx.req.signal } : {});
+  const { chainId } = await unpack(ctx.snaps, ctx.store, view, ctx.req.signal ? { signal: ctx.req.signal } : {});
   return chainId;
 }
 
 /** Prepare and mount an active snapshot on the state's chain; the returned release unmounts and removes it. */
-async function mountWork(ctx: Ctx, state: StageState, label: string): Promise<{ key: string; rootfs: string; release: () => Promise<void>; upper: string }> {
+async function mountWork(ctx: Ctx, state: StageState, label: string): Promise<{ key: string; rootfs: string; release: () => Promise<void> }> {
   const parent = await ensureChain(ctx, state);
   const id = `${label}-${randomBytes(6).toString('hex')}`;
   const key = `build/${id}`;
@@ -503,11 +503,9 @@ async function mountWork(ctx: Ctx, state: StageState, label: string): Promise<{ 
   ctx.cleanups.add(release);
   await ctx.snaps.mount(key, rootfs);
   mounted = true;
-  const upper = join(ctx.snaps.dir, 'a', createHash('sha256').update(key).digest('hex').slice(0, 16), 'upper');
   return {
     key,
     rootfs,
-    upper,
     release,
   };
 }
@@ -550,7 +548,7 @@ async function layerStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruc
       await ctx.snaps.unmount(work.rootfs);
     }
     const tap = new DigestStream();
-    const layerStream = writeLayer({ dir: work.upper, mode: 'overlay', ...(ctx.epoch !== undefined ? { epoch: ctx.epoch } : {}), ...(ctx.req.signal ? { signal: ctx.req.signal } : {}) });
+    const layerStream = await ctx.snaps.diff(work.key, { ...(ctx.epoch !== undefined ? { epoch: ctx.epoch } : {}), ...(ctx.req.signal ? { signal: ctx.req.signal } : {}) });
     const gz = compressStream('gzip');
     const put = ctx.store.putStream(gz as unknown as Readable, { what: `layer of ${createdBy.slice(0, 40)}` });
     await pipeline(layerStream, tap, gz, ctx.req.signal ? { signal: ctx.req.signal } : {});

@@ -1,34 +1,45 @@
 import { BerthError } from '../../errors.js';
 import { defineCommand } from '../command.js';
-import { foreground, parseDockerArgs, rawArgs, type FlagSpec } from './run.js';
+import { parseDockerArgs, yargsOptions, type DockerFlag } from '../dockerflags.js';
+import { foreground } from './run.js';
 
-const EXEC_FLAGS: FlagSpec[] = [
-  { name: 'interactive', short: 'i', type: 'bool' },
-  { name: 'tty', short: 't', type: 'bool' },
-  { name: 'detach', short: 'd', type: 'bool' },
-  { name: 'env', short: 'e', type: 'array' },
-  { name: 'workdir', short: 'w', type: 'string' },
-  { name: 'user', short: 'u', type: 'string' },
+/** docker exec's flags that berth supports. */
+export const EXEC_FLAGS: readonly DockerFlag[] = [
+  { name: 'interactive', alias: 'i', type: 'boolean', description: 'Keep stdin open' },
+  { name: 'tty', alias: 't', type: 'boolean', description: 'Allocate a terminal' },
+  { name: 'detach', alias: 'd', type: 'boolean', description: 'Detached mode (not supported yet)' },
+  { name: 'env', alias: 'e', type: 'string', repeatable: true, description: 'Set NAME=VALUE' },
+  { name: 'workdir', alias: 'w', type: 'string', description: 'Working directory (never under /proc)' },
+  { name: 'user', alias: 'u', type: 'string', description: 'name|uid[:group|gid]' },
 ];
 
+const USAGE = 'berth exec [OPTIONS] CONTAINER COMMAND [ARG...]';
+
+/** How many of the arguments after `exec` are berth's: the flags and CONTAINER. */
+export function execSplit(args: readonly string[]): number {
+  const p = parseDockerArgs(args, EXEC_FLAGS, 1, 'exec');
+  if (!p.flags.help && (p.positionals.length === 0 || p.rest.length === 0)) {
+    throw new BerthError('INVALID_ARGUMENT', '"berth exec" requires at least 2 arguments: CONTAINER COMMAND', { hint: USAGE });
+  }
+  return p.consumed;
+}
+
 export default defineCommand({
-  command: 'exec [CONTAINER] [COMMAND..]',
-  describe: 'Run a command in a running container',
+  command: 'exec <CONTAINER> [COMMAND..]',
+  describe: "Run a command in a running container (everything after CONTAINER is the command's)",
+  split: execSplit,
   builder: (y) =>
-    y
-      .strict(false)
-      .parserConfiguration({ 'unknown-options-as-args': true })
-      .positional('CONTAINER', { type: 'string' })
-      .positional('COMMAND', { type: 'string', array: true })
-      .option('interactive', { alias: 'i', type: 'boolean', describe: 'Keep stdin open' })
-      .option('tty', { alias: 't', type: 'boolean', describe: 'Allocate a terminal' })
-      .option('env', { alias: 'e', type: 'string', array: true, describe: 'Set NAME=VALUE' })
-      .option('workdir', { alias: 'w', type: 'string', describe: 'Working directory (never under /proc)' })
-      .option('user', { alias: 'u', type: 'string', describe: 'name|uid[:group|gid]' }),
+    yargsOptions(
+      y
+        .strict(false)
+        .positional('CONTAINER', { type: 'string', describe: 'Container name or id' })
+        .positional('COMMAND', { type: 'string', array: true, describe: 'Command and arguments (required)' }),
+      EXEC_FLAGS,
+    ),
   async run(_argv, ctx) {
-    const { flags: f, positionals, rest } = parseDockerArgs(rawArgs(), ['exec'], EXEC_FLAGS, 1);
-    const target = positionals[0];
-    if (!target || rest.length === 0) throw new BerthError('INVALID_ARGUMENT', '"berth exec" requires at least 2 arguments: CONTAINER COMMAND', { hint: 'berth exec [OPTIONS] CONTAINER COMMAND [ARG...]' });
+    const { flags: f, positionals } = parseDockerArgs(ctx.split?.own ?? [], EXEC_FLAGS, 1, 'exec');
+    const target = positionals[0]!;
+    const rest = [...(ctx.split?.rest ?? [])];
     if (f.detach) throw new BerthError('UNSUPPORTED', 'exec -d is not supported yet', { hint: 'run the command in the foreground' });
     const tty = !!f.tty;
     if (tty && !process.stdin.isTTY) throw new BerthError('INVALID_ARGUMENT', 'the input device is not a TTY', { hint: 'drop -t, or run berth from a terminal' });
@@ -37,7 +48,6 @@ export default defineCommand({
     const containers = await Containers.open(ctx.rootPath);
     const id = await containers.find(target);
     const code = await foreground(
-      ctx,
       (io) =>
         containers.exec(
           id,
