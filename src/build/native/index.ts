@@ -23,6 +23,7 @@ import { chainIds, Snapshotter } from '../../snapshot/snapshotter.js';
 import { unpack } from '../../snapshot/unpack.js';
 import { getImage, tagImage, type ImageView } from '../../store/images.js';
 import { ContentStore } from '../../store/store.js';
+import { pidAlive } from '../../store/lock.js';
 import { Runc } from '../../run/runc.js';
 import { runProcess } from '../../run/process.js';
 import { nofileLimit } from '../../run/containers.js';
@@ -172,6 +173,7 @@ async function build(root: string, req: BuildRequest): Promise<BuildResult> {
 
   const store = await ContentStore.open(root);
   const snaps = await Snapshotter.open(root);
+  await reapDeadBuilds(root, snaps);
   const ctx: Ctx = {
     req,
     store,
@@ -208,6 +210,41 @@ async function build(root: string, req: BuildRequest): Promise<BuildResult> {
   } finally {
     for (const c of [...ctx.cleanups].reverse()) await c().catch(() => {});
   }
+}
+
+/**
+ * Clean what builds killed with SIGKILL left: their step mounts, active snapshots and runc
+ * state (all named with the builder's pid). Safe to call any time: live builds are not touched.
+ */
+export async function reapDeadBuilds(root: string, snaps?: Snapshotter): Promise<string[]> {
+  const s = snaps ?? (await Snapshotter.open(root));
+  const dead = (id: string) => {
+    const pid = Number(/^(\d+)-/.exec(id)?.[1]);
+    return Number.isInteger(pid) && pid > 0 && pid !== process.pid && !pidAlive(pid);
+  };
+  const reaped: string[] = [];
+  const runcRoot = join(root, 'runc');
+  const runc = new Runc({ root: runcRoot });
+  for (const name of await readdir(runcRoot).catch(() => [] as string[])) {
+    if (name.startsWith('berth-build-') && dead(name.slice('berth-build-'.length))) {
+      await runc.delete(name, { force: true }).catch(() => {});
+      reaped.push(name);
+    }
+  }
+  for (const name of await readdir(join(root, 'cache', 'tmp')).catch(() => [] as string[])) {
+    if (dead(name)) await rm(join(root, 'cache', 'tmp', name), { recursive: true, force: true }).catch(() => {});
+  }
+  for (const info of await s.list()) {
+    if (info.kind === 'committed' || !info.key.startsWith('build/')) continue;
+    const id = info.key.slice('build/'.length);
+    if (!dead(id)) continue;
+    const mnt = join(root, 'cache', 'mnt', id);
+    await s.unmount(mnt).catch(() => {});
+    await s.remove(info.key).catch(() => {});
+    await rm(mnt, { recursive: true, force: true }).catch(() => {});
+    reaped.push(info.key);
+  }
+  return reaped;
 }
 
 /** The stage a FROM or --from names: a stage name or index, else undefined (an image). */
@@ -487,7 +524,8 @@ async function ensureChain(ctx: Ctx, state: StageState): Promise<string | undefi
 /** Prepare and mount an active snapshot on the state's chain; the returned release unmounts and removes it. */
 async function mountWork(ctx: Ctx, state: StageState, label: string): Promise<{ key: string; rootfs: string; release: () => Promise<void> }> {
   const parent = await ensureChain(ctx, state);
-  const id = `${label}-${randomBytes(6).toString('hex')}`;
+  // The pid in the key lets the next build (reapDeadBuilds) clean up after a killed one.
+  const id = `${process.pid}-${label}-${randomBytes(4).toString('hex')}`;
   const key = `build/${id}`;
   const rootfs = join(ctx.root, 'cache', 'mnt', id);
   await mkdir(rootfs, { recursive: true });
@@ -655,7 +693,7 @@ async function runStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instructi
   await layerStep(ctx, stage, state, ins, createdBy, inputs, async (rootfs, step) => {
     const mounts: SpecMount[] = [];
     const extra: (() => Promise<void>)[] = [];
-    const stepTmp = join(ctx.root, 'cache', 'tmp', step.id + randomBytes(4).toString('hex'));
+    const stepTmp = join(ctx.root, 'cache', 'tmp', `${process.pid}-${step.id}-${randomBytes(4).toString('hex')}`);
     await mkdir(stepTmp, { recursive: true });
     extra.push(() => rm(stepTmp, { recursive: true, force: true }));
     try {
@@ -765,7 +803,7 @@ async function runStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instructi
           },
         });
       const res = await runProcess(ctx.runc, {
-        id: `berth-build-${step.id}-${randomBytes(3).toString('hex')}`,
+        id: `berth-build-${process.pid}-${step.id}-${randomBytes(3).toString('hex')}`,
         bundle,
         io: { stdin: 'ignore', stdout: sink('stdout'), stderr: sink('stderr') },
         ...(ctx.req.signal ? { signal: ctx.req.signal, graceMs: 2000 } : {}),

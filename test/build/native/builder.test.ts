@@ -142,3 +142,38 @@ describe.skipIf(!isRoot)('built-in builder', () => {
     await assertClean(root);
   });
 });
+
+describe.skipIf(!isRoot)('built-in builder after kill -9', () => {
+  it('the next build reaps the mount, snapshot and runc state a killed build left', async () => {
+    const root = await withBase();
+    const ctx = join(root, 'ctx-kill');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM base\nRUN sleep 60\n');
+    const dist = fileURLToPath(new URL('../../../dist/build/native/index.js', import.meta.url));
+    const script = `const { createNativeBuilder } = await import(${JSON.stringify(dist)});
+      await createNativeBuilder({ root: ${JSON.stringify(join(root, 'store'))} }).build({ context: ${JSON.stringify(ctx)}, tags: ['k'], buildArgs: {}, labels: {}, secrets: [], ssh: [], cacheFrom: [], cacheTo: [], outputs: [],
+        onProgress: (e) => { if (e.type === 'step-start') console.log('started'); } });`;
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('the build did not start in 20 s')), 20_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        if (d.toString().includes('started')) {
+          // Give runc a moment to have the container up, then kill the builder outright.
+          setTimeout(() => {
+            clearTimeout(t);
+            resolve();
+          }, 1500);
+        }
+      });
+    });
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const snaps = await Snapshotter.open(join(root, 'store'));
+    expect((await snaps.list()).filter((s) => s.kind === 'active').length).toBeGreaterThan(0);
+    const { reapDeadBuilds } = await import('../../../src/build/native/index.js');
+    const reaped = await reapDeadBuilds(join(root, 'store'));
+    expect(reaped.length).toBeGreaterThan(0);
+    await assertClean(root);
+  }, 60_000);
+});
