@@ -102,6 +102,13 @@ interface Ctx {
   cleanups: Set<() => Promise<void>>;
   noCache: (stage: Stage) => boolean;
   usedArgs: Set<string>;
+  /** Variable names the current instruction's expansions referenced. */
+  used: Set<string>;
+}
+
+/** A time as Go's RFC 3339 marshalling writes it (no `.000` for whole seconds). */
+function rfc3339(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.000Z$/, 'Z');
 }
 
 function clone<T>(v: T): T {
@@ -191,6 +198,7 @@ async function build(root: string, req: BuildRequest): Promise<BuildResult> {
     cleanups: new Set(),
     noCache: (s) => !!req.noCache || (s.name !== undefined && (req.noCacheFilter ?? []).includes(s.name)),
     usedArgs: new Set(),
+    used: new Set(),
   };
 
   let target = df.stages[df.stages.length - 1]!;
@@ -282,7 +290,7 @@ async function imageState(ctx: Ctx, view: ImageView, platform: Platform): Promis
     args: [],
     cmdSet: false,
     key: `image:${view.configDesc.digest}`,
-    created: view.config.created ?? new Date(0).toISOString(),
+    created: view.config.created ?? rfc3339(0),
   };
 }
 
@@ -296,13 +304,13 @@ function scratchState(ctx: Ctx): StageState {
     args: [],
     cmdSet: false,
     key: 'scratch',
-    created: ctx.epoch !== undefined ? new Date(ctx.epoch * 1000).toISOString() : new Date(0).toISOString(),
+    created: ctx.epoch !== undefined ? rfc3339(ctx.epoch * 1000) : rfc3339(0),
   };
 }
 
-async function resolveImage(ctx: Ctx, name: string, line: number): Promise<ImageView> {
+async function resolveImage(ctx: Ctx, name: string, line: number, platform: Platform = ctx.platform): Promise<ImageView> {
   try {
-    return await getImage(ctx.store, name, ctx.platform);
+    return await getImage(ctx.store, name, platform);
   } catch (e) {
     if (isBerthError(e, 'NOT_FOUND')) {
       throw lineError(ctx.df.file, line, `${name}: image not found in berth's store`, `pull it first (berth pull ${name}) or build the stage that makes it`);
@@ -317,7 +325,17 @@ async function buildStage(ctx: Ctx, stage: Stage, path: number[]): Promise<Stage
   const ref = stageRef(ctx, from, stage.index);
   if (ref) state = clone(await stageResult(ctx, ref.index, path));
   else if (from.toLowerCase() === 'scratch') state = scratchState(ctx);
-  else state = await imageState(ctx, await resolveImage(ctx, from, stage.from.line), ctx.platform);
+  else {
+    let platform = ctx.platform;
+    if (stage.from.platform !== undefined) {
+      try {
+        platform = parsePlatform(expandWord(stage.from.platform, ctx.metaEnv, ctx.df.escape).value);
+      } catch (e) {
+        throw lineError(ctx.df.file, stage.from.line, `FROM --platform: ${(e as Error).message}`);
+      }
+    }
+    state = await imageState(ctx, await resolveImage(ctx, from, stage.from.line, platform), platform);
+  }
   state.args = [];
   state.cmdSet = false;
 
@@ -341,9 +359,28 @@ async function buildStage(ctx: Ctx, stage: Stage, path: number[]): Promise<Stage
   list.push(...stage.instructions);
   for (const ins of list) {
     ctx.req.signal?.throwIfAborted();
+    const before = envMap(state);
+    ctx.used = new Set();
     await dispatch(ctx, stage, state, ins, path);
+    checkDeclared(ctx, stage, ins, before);
   }
   return state;
+}
+
+/**
+ * A variable that an ARG of this stage declares only further down was used too early: an error
+ * naming both lines. A meta ARG used without being redeclared in the stage expands to nothing,
+ * as in BuildKit: a warning.
+ */
+function checkDeclared(ctx: Ctx, stage: Stage, ins: Instruction, before: Map<string, string>): void {
+  for (const name of ctx.used) {
+    if (before.has(name)) continue;
+    const later = stage.instructions.find((i) => i.kind === 'ARG' && i.line > ins.line && i.args.some((a) => a.key === name));
+    if (later) throw lineError(ctx.df.file, ins.line, `${name} is used before ARG ${name} declares it (line ${later.line})`, `move ARG ${name} above line ${ins.line}`);
+    if (ctx.metaEnv.has(name)) {
+      ctx.req.onProgress?.({ type: 'warning', line: ins.line, text: `${name} is a global ARG not redeclared in this stage: it expands to nothing here (add ARG ${name} after FROM)` });
+    }
+  }
 }
 
 function history(state: StageState, createdBy: string, empty: boolean): void {
@@ -360,7 +397,9 @@ async function dispatch(ctx: Ctx, stage: Stage, state: StageState, ins: Instruct
   const env = () => envMap(state);
   const ex = (w: string, e: Env = env()) => {
     try {
-      return expandWord(w, e, esc).value;
+      const r = expandWord(w, e, esc);
+      for (const n of r.used) ctx.used.add(n);
+      return r.value;
     } catch (err) {
       throw lineError(ctx.df.file, ins.line, (err as Error).message);
     }
@@ -600,7 +639,7 @@ async function layerStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruc
         if (!isBerthError(e, 'ALREADY_EXISTS')) throw e;
       });
     }
-    const created = ctx.epoch !== undefined ? new Date(ctx.epoch * 1000).toISOString() : new Date().toISOString();
+    const created = ctx.epoch !== undefined ? rfc3339(ctx.epoch * 1000) : rfc3339(Date.now());
     const rec: CacheRecord = { layer, diffId, created };
     await mkdir(join(ctx.root, 'cache', 'steps'), { recursive: true });
     const tmp = `${recordPath}.tmp-${process.pid}`;
@@ -873,7 +912,9 @@ async function copyStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruct
   const env = envMap(state);
   const ex = (w: string) => {
     try {
-      return expandWord(w, env, ctx.df.escape).value;
+      const r = expandWord(w, env, ctx.df.escape);
+      for (const n of r.used) ctx.used.add(n);
+      return r.value;
     } catch (err) {
       throw lineError(ctx.df.file, ins.line, (err as Error).message);
     }
@@ -946,7 +987,7 @@ async function copyStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruct
 async function commitResult(ctx: Ctx, state: StageState): Promise<BuildResult> {
   const cfg = clone(state.config);
   for (const [k, v] of Object.entries(ctx.req.labels)) (cfg.Labels ??= {})[k] = v;
-  const created = ctx.epoch !== undefined ? new Date(ctx.epoch * 1000).toISOString() : state.created;
+  const created = ctx.epoch !== undefined ? rfc3339(ctx.epoch * 1000) : state.created;
   const history = ctx.epoch !== undefined ? state.history.map((h) => ({ ...h, created })) : state.history;
   const config: ImageConfig = {
     created,

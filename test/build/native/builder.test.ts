@@ -177,3 +177,54 @@ describe.skipIf(!isRoot)('built-in builder after kill -9', () => {
     await assertClean(root);
   }, 60_000);
 });
+
+describe.skipIf(!isRoot)('reproducible builds', () => {
+  it('SOURCE_DATE_EPOCH: two builds without cache in two stores give the same image digest', async () => {
+    const digests: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const root = await withBase();
+      const ctx = join(root, 'ctx');
+      await mkdir(join(ctx, 'dir'), { recursive: true });
+      await writeFile(join(ctx, 'dir', 'f.txt'), 'same\n');
+      await writeFile(join(ctx, 'Dockerfile'), 'FROM base\nRUN echo $RANDOM_NOT_USED > /a && mkdir -p /x/y && touch /x/y/z\nCOPY dir /dir/\nWORKDIR /w\nCOPY <<EOF /h.txt\nhello\nEOF\n');
+      // Different context mtimes in the two runs: the epoch clamps them.
+      execFileSync('touch', ['-d', i === 0 ? '2030-01-01' : '2031-06-01', join(ctx, 'dir', 'f.txt')]);
+      const r = await createNativeBuilder({ root: join(root, 'store') }).build(request(ctx, { buildArgs: { SOURCE_DATE_EPOCH: '1700000000' }, noCache: true }));
+      digests.push(r.root!.digest);
+      const cfg = JSON.parse(readFileSync(join(root, 'store', 'content', 'blobs', 'sha256', r.imageId!.slice(7)), 'utf8')) as { created: string };
+      expect(cfg.created).toBe('2023-11-14T22:13:20Z');
+      await new Promise((r) => setTimeout(r, 1100)); // a different wall-clock second for the second build
+    }
+    expect(digests[0]).toBe(digests[1]);
+  }, 60_000);
+});
+
+describe.skipIf(!isRoot)('bad input', () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await withBase();
+  }, 60_000);
+
+  it.each([
+    ['an ARG used before its declaration', 'FROM base\nENV X=$V\nARG V=1\n', /^Dockerfile:2: V is used before ARG V declares it \(line 3\)/],
+    ['--chown to an unknown user', 'FROM base\nCOPY --chown=nosuchuser Dockerfile /x\n', /^Dockerfile:2: unable to find user nosuchuser/],
+    ['a FROM that resolves nowhere', 'FROM base\nFROM nothing-here:1\n', /^Dockerfile:2: nothing-here:1: image not found/],
+    ['an unknown target', 'FROM base AS a\n', /target stage "zzz" could not be found/],
+    ['an unterminated heredoc', 'FROM base\nRUN <<EOF\necho\n', /^Dockerfile:2: unterminated heredoc EOF/],
+    ['a COPY with no matching source', 'FROM base\nCOPY *.nomatch /x/\n', /^Dockerfile:2: COPY \*\.nomatch: .* not found/],
+    ['a --network the builder lacks', 'FROM base\nRUN --network=bridge true\n', /^Dockerfile:2: RUN --network=bridge is not supported/],
+  ])('%s: one line naming the Dockerfile line, nothing tagged, nothing left', async (_what, text, re) => {
+    const ctx = join(root, `ctx-bad-${Math.random().toString(16).slice(2)}`);
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(ctx, 'Dockerfile'), text);
+    const b = createNativeBuilder({ root: join(root, 'store') });
+    const before = await blobs(root);
+    const err = await b.build(request(ctx, { tags: ['bad'], ...(/target/.test(re.source) ? { target: 'zzz' } : {}) })).then(() => undefined, (e: Error) => e);
+    expect(err?.message).toMatch(re);
+    expect(err?.message.includes('\n')).toBe(false);
+    const store = await ContentStore.open(join(root, 'store'));
+    expect((await store.listImages()).map((i) => i.name)).not.toContain('docker.io/library/bad:latest');
+    expect(await blobs(root)).toEqual(before);
+    await assertClean(root);
+  });
+});
