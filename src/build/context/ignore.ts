@@ -47,7 +47,19 @@ function toRegExp(p: string): RegExp {
   return new RegExp(`${re}$`);
 }
 
-export class IgnoreMatcher {
+/** Anything that can say whether a context-relative path is left out. */
+export interface PathFilter {
+  ignores(rel: string): boolean;
+}
+
+/** Paths left out when any of the filters leaves them out. */
+export function anyOf(...filters: (PathFilter | undefined)[]): PathFilter | undefined {
+  const fs = filters.filter((f): f is PathFilter => f !== undefined && !(f instanceof IgnoreMatcher && f.empty));
+  if (fs.length <= 1) return fs[0];
+  return { ignores: (rel) => fs.some((f) => f.ignores(rel)) };
+}
+
+export class IgnoreMatcher implements PathFilter {
   readonly patterns: Pattern[];
 
   constructor(lines: readonly string[]) {

@@ -11,7 +11,7 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { secureJoin } from '../../run/rootfs.js';
-import type { IgnoreMatcher } from './ignore.js';
+import type { PathFilter } from './ignore.js';
 
 export interface SourceMatch {
   /** Tree-relative path, `/`-separated, no leading slash ('' for the root). */
@@ -52,7 +52,7 @@ function segmentRegExp(seg: string): RegExp {
  * The matches of one source inside `root`: the path itself, or every path its wildcards match
  * (sorted). Ignored paths (`ignore`, context only) do not exist.
  */
-export async function findSources(root: string, src: string, ignore?: IgnoreMatcher): Promise<SourceMatch[]> {
+export async function findSources(root: string, src: string, ignore?: PathFilter): Promise<SourceMatch[]> {
   const clean = posix.normalize(`/${src}`).replace(/\/+$/, '') || '/';
   const visible = (rel: string) => !ignore || rel === '' || !ignore.ignores(rel);
   if (!hasWildcard(clean)) {
@@ -102,7 +102,7 @@ export async function findSources(root: string, src: string, ignore?: IgnoreMatc
 }
 
 /** Content digest of a match (a directory: its visible tree), for cache keys. */
-export async function hashSource(m: SourceMatch, ignore?: IgnoreMatcher, signal?: AbortSignal): Promise<string> {
+export async function hashSource(m: SourceMatch, ignore?: PathFilter, signal?: AbortSignal): Promise<string> {
   const h = createHash('sha256');
   const visit = async (host: string, rel: string, name: string): Promise<void> => {
     signal?.throwIfAborted();

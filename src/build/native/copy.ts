@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs';
 import { join, posix } from 'node:path';
 import { BerthError } from '../../errors.js';
 import { secureJoin } from '../../run/rootfs.js';
-import type { IgnoreMatcher } from '../context/ignore.js';
+import type { PathFilter } from '../context/ignore.js';
 import type { SourceMatch } from '../context/sources.js';
 
 export interface Owner {
@@ -24,9 +24,13 @@ export interface CopyOptions {
   chown?: Owner;
   /** The owner of context files when there is no --chown (0:0). */
   contextOwner?: boolean;
+  /** `--exclude` patterns, matched against paths relative to each source (and its base name). */
+  exclude?: PathFilter;
+  /** `--parents`: each source keeps its path (relative to the context or stage root) under the destination. */
+  parents?: boolean;
   /** `--chmod` as a number. */
   chmod?: number;
-  ignore?: IgnoreMatcher;
+  ignore?: PathFilter;
   signal?: AbortSignal;
 }
 
@@ -61,7 +65,7 @@ async function isDirInRoot(rootfs: string, path: string): Promise<boolean> {
 }
 
 /** Copy one tree entry (recursively) from `src` to the host path `dst`. */
-async function copyEntry(src: string, dst: string, rel: string | undefined, o: CopyOptions): Promise<void> {
+async function copyEntry(src: string, dst: string, rel: string | undefined, o: CopyOptions, sub = ''): Promise<void> {
   o.signal?.throwIfAborted();
   const st = await lstat(src);
   const uid = o.chown?.uid ?? (o.contextOwner ? 0 : st.uid);
@@ -79,7 +83,9 @@ async function copyEntry(src: string, dst: string, rel: string | undefined, o: C
     for (const n of (await readdir(src)).sort()) {
       const r = rel === undefined ? undefined : rel ? `${rel}/${n}` : n;
       if (r !== undefined && o.ignore?.ignores(r)) continue;
-      await copyEntry(join(src, n), join(dst, n), r, o);
+      const s = sub ? `${sub}/${n}` : n;
+      if (o.exclude?.ignores(s)) continue;
+      await copyEntry(join(src, n), join(dst, n), r, o, s);
     }
     await lchown(dst, uid, gid);
     await chmod(dst, perm);
@@ -104,9 +110,19 @@ async function copyEntry(src: string, dst: string, rel: string | undefined, o: C
  * Copy the matched sources to `dest` (absolute, inside the rootfs). `destIsDir` when the
  * destination ended in `/` or there are several sources.
  */
-export async function copyInto(rootfs: string, matches: readonly SourceMatch[], dest: string, destIsDir: boolean, o: CopyOptions): Promise<void> {
+export async function copyInto(rootfs: string, all: readonly SourceMatch[], dest: string, destIsDir: boolean, o: CopyOptions): Promise<void> {
   const parentOwner = o.chown;
+  const matches = all.filter((m) => m.isDir || !o.exclude || !(o.exclude.ignores(m.rel) || o.exclude.ignores(posix.basename(m.rel))));
   for (const m of matches) {
+    if (o.parents) {
+      const under = posix.join(dest, m.isDir ? m.rel : posix.dirname(m.rel));
+      if (m.isDir) await copyEntry(m.host, await mkdirAllInRoot(rootfs, under, parentOwner), o.ignore ? m.rel : undefined, o);
+      else {
+        await mkdirAllInRoot(rootfs, under, parentOwner);
+        await copyEntry(m.host, await secureJoin(rootfs, posix.join(under, posix.basename(m.rel))), o.ignore ? m.rel : undefined, o);
+      }
+      continue;
+    }
     if (m.isDir) {
       const dir = await mkdirAllInRoot(rootfs, dest, parentOwner);
       await copyEntry(m.host, dir, o.ignore ? m.rel : undefined, o);

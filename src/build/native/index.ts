@@ -35,7 +35,7 @@ import type { BuildRequest, BuildResult, BuildStep, Builder } from '../builder.j
 import { chompHeredoc, parseDockerfile, lineError } from '../dockerfile/parse.js';
 import { toInstruction, toStages, type Dockerfile, type Instruction, type Stage } from '../dockerfile/instructions.js';
 import { expandHeredoc, expandWord, type Env } from '../dockerfile/expand.js';
-import { loadIgnore, type IgnoreMatcher } from '../context/ignore.js';
+import { anyOf, IgnoreMatcher, loadIgnore, type PathFilter } from '../context/ignore.js';
 import { findSources, hasWildcard, hashSource, type SourceMatch } from '../context/sources.js';
 import { copyInto, isArchive, mkdirAllInRoot, writeHeredocFile, type Owner } from './copy.js';
 import { goList, goQuoteList, healthHistory, parseGoDuration, type Health } from './format.js';
@@ -92,7 +92,7 @@ interface Ctx {
   root: string;
   df: Dockerfile;
   contextDir: string;
-  ignore: IgnoreMatcher;
+  ignore: PathFilter | undefined;
   metaEnv: Map<string, string>;
   platform: Platform;
   steps: BuildStep[];
@@ -189,7 +189,7 @@ async function build(root: string, req: BuildRequest): Promise<BuildResult> {
     root,
     df,
     contextDir,
-    ignore: await loadIgnore(contextDir, req.dockerfileText === undefined ? dfPath : undefined),
+    ignore: anyOf(await loadIgnore(contextDir, req.dockerfileText === undefined ? dfPath : undefined)),
     metaEnv,
     platform,
     steps: [],
@@ -208,6 +208,16 @@ async function build(root: string, req: BuildRequest): Promise<BuildResult> {
     target = t;
   }
   try {
+    // The lease keeps store gc off the blobs this build writes until its image is tagged.
+    return await store.withLease(() => buildTarget(ctx, target));
+  } finally {
+    for (const c of [...ctx.cleanups].reverse()) await c().catch(() => {});
+  }
+}
+
+async function buildTarget(ctx: Ctx, target: Stage): Promise<BuildResult> {
+  const { req, metaEnv } = ctx;
+  {
     const state = await stageResult(ctx, target.index, []);
     for (const k of Object.keys(req.buildArgs)) {
       if (!ctx.usedArgs.has(k) && !metaEnv.has(k) && !PREDEFINED_ARGS.includes(k) && k !== 'SOURCE_DATE_EPOCH') {
@@ -215,8 +225,6 @@ async function build(root: string, req: BuildRequest): Promise<BuildResult> {
       }
     }
     return await commitResult(ctx, state);
-  } finally {
-    for (const c of [...ctx.cleanups].reverse()) await c().catch(() => {});
   }
 }
 
@@ -751,7 +759,7 @@ async function runStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instructi
           mounts.push({ destination: abs, type: 'bind', source: dir, options: ['rbind', 'rprivate', ...(ro ? ['ro'] : [])] });
         } else if (type === 'bind') {
           let srcRoot = ctx.contextDir;
-          let ignore: IgnoreMatcher | undefined = ctx.ignore;
+          let ignore: PathFilter | undefined = ctx.ignore;
           if (m.from) {
             const from = await fromSource(ctx, stage, m.from, ins.line, path);
             srcRoot = from.rootfs;
@@ -924,7 +932,7 @@ async function copyStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruct
   const chmodText = ins.flags.get('chmod')?.[0] !== undefined ? ex(ins.flags.get('chmod')![0]!) : undefined;
   if (chmodText !== undefined && !/^[0-7]{3,4}$/.test(chmodText)) throw lineError(ctx.df.file, ins.line, `invalid --chmod=${chmodText}`, 'give an octal mode such as 0755');
   const chmod = chmodText !== undefined ? parseInt(chmodText, 8) : undefined;
-  const heredocNames = new Set(ins.heredocs.map((h) => h.name));
+  const parents = ins.flags.has('parents') && ins.flags.get('parents')![0] !== 'false';
   const srcWords = ins.srcs.filter((s) => !(/^\d*<<-?/.test(s) && ins.heredocs.some((h) => s.replace(/^\d*<<-?/, '').replace(/['"]/g, '') === h.name)));
   const srcs = srcWords.map(ex);
   const destRaw = ex(ins.dest);
@@ -935,14 +943,16 @@ async function copyStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruct
   }
   const flagText = [...(ins.flags.has('parents') ? ['--parents'] : []), ...(chown !== undefined ? [`--chown=${chown}`] : []), ...(chmodText !== undefined ? [`--chmod=${chmodText}`] : [])];
   const createdBy = [ins.kind, ...flagText, ...srcs, ...ins.heredocs.map((h) => `<<${h.name}`), destRaw].join(' ');
-  void heredocNames;
 
   // Sources and their content digests (the cache key).
   let from: { rootfs: string; release: () => Promise<void>; key: string } | undefined;
   try {
     const inputs: unknown[] = [dest, chown ?? '', chmod ?? '', cfg.User ?? ''];
     let matches: SourceMatch[] = [];
-    let ignore: IgnoreMatcher | undefined;
+    const excludes = (ins.flags.get('exclude') ?? []).map(ex);
+    inputs.push(excludes, parents);
+    const exclude = excludes.length ? new IgnoreMatcher(excludes) : undefined;
+    let ignore: PathFilter | undefined;
     if (fromName !== undefined) {
       from = await fromSource(ctx, stage, fromName, ins.line, path);
       inputs.push(from.key);
@@ -963,7 +973,7 @@ async function copyStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruct
     if (ins.kind === 'ADD') inputs.push('add');
     await layerStep(ctx, stage, state, ins, createdBy, inputs, async (rootfs) => {
       const owner = chown !== undefined ? await ownerOf(rootfs, chown, ctx, ins.line) : undefined;
-      const o = { ...(owner ? { chown: owner } : {}), ...(chmod !== undefined ? { chmod } : {}), contextOwner: !from, ...(ignore ? { ignore } : {}), ...(ctx.req.signal ? { signal: ctx.req.signal } : {}) };
+      const o = { parents, ...(exclude ? { exclude } : {}), ...(owner ? { chown: owner } : {}), ...(chmod !== undefined ? { chmod } : {}), contextOwner: !from, ...(ignore ? { ignore } : {}), ...(ctx.req.signal ? { signal: ctx.req.signal } : {}) };
       for (const d of docs) await writeHeredocFile(rootfs, d.name, d.data, dest, destIsDir, o);
       if (ins.kind === 'ADD' && !from) {
         const plain: SourceMatch[] = [];

@@ -4,7 +4,7 @@
  * step), a failed RUN's error, and that nothing is left behind (snapshots, mounts, runc state).
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -225,6 +225,35 @@ describe.skipIf(!isRoot)('bad input', () => {
     const store = await ContentStore.open(join(root, 'store'));
     expect((await store.listImages()).map((i) => i.name)).not.toContain('docker.io/library/bad:latest');
     expect(await blobs(root)).toEqual(before);
+    await assertClean(root);
+  });
+});
+
+describe.skipIf(!isRoot)('COPY rules', () => {
+  it('--exclude, --parents, and destinations through symlinks stay inside the rootfs', async () => {
+    const root = await withBase();
+    const ctx = join(root, 'ctx-copy');
+    await mkdir(join(ctx, 'src', 'a'), { recursive: true });
+    await writeFile(join(ctx, 'src', 'a', 'x.txt'), 'x');
+    await writeFile(join(ctx, 'src', 'b.log'), 'log');
+    await writeFile(join(ctx, 'src', 'c.txt'), 'c');
+    const unique = `berth-escape-${process.pid}-${Date.now()}`;
+    await writeFile(join(ctx, `${unique}.txt`), 'must stay in the image');
+    await writeFile(
+      join(ctx, 'Dockerfile'),
+      [
+        'FROM base',
+        'RUN mkdir /real && ln -s /real /via-link && ln -s ../../../../../.. /escape',
+        'COPY --exclude=*.log src/ /ex/',
+        'COPY --parents src/a/x.txt src/c.txt /par/',
+        'COPY f*.txt /via-link/',
+        `COPY ${unique}.txt /escape/tmp/`,
+        `RUN test -f /ex/c.txt && test -f /ex/a/x.txt && test ! -e /ex/b.log && test -f /par/src/a/x.txt && test -f /par/src/c.txt && test -f /tmp/${unique}.txt`,
+      ].join('\n'),
+    );
+    await writeFile(join(ctx, 'f1.txt'), '1');
+    await createNativeBuilder({ root: join(root, 'store') }).build(request(ctx));
+    expect(existsSync(`/tmp/${unique}.txt`)).toBe(false);
     await assertClean(root);
   });
 });
