@@ -150,9 +150,21 @@ export function createNativeBuilder(opts: { root: string }): Builder {
 }
 
 async function build(root: string, req: BuildRequest): Promise<BuildResult> {
-  if (typeof req.context !== 'string') throw new BerthError('UNSUPPORTED', 'the built-in builder takes a context directory (a tar stream context is not supported yet)', { hint: 'pass a directory' });
   if (req.outputs.some((o) => o.type !== 'image')) throw new BerthError('UNSUPPORTED', `the built-in builder writes into the store only (--output type=image)`, { hint: 'use --builder buildkit for other outputs, or berth save afterwards' });
-  const contextDir = resolve(req.context);
+  if (typeof req.context === 'string') return buildIn(root, req, resolve(req.context));
+  // A tar stream (`berth build - < ctx.tar`): unpacked by the safe extractor into a private directory.
+  const dir = join(root, 'cache', 'tmp', `${process.pid}-context-${randomBytes(4).toString('hex')}`);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const { applyLayer } = await import('../../archive/apply.js');
+    await applyLayer(req.context, dir, { whiteouts: 'apply', what: 'the build context', ...(req.signal ? { signal: req.signal } : {}) });
+    return await buildIn(root, req, dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+async function buildIn(root: string, req: BuildRequest, contextDir: string): Promise<BuildResult> {
   const dfPath = req.dockerfile ? (isAbsolute(req.dockerfile) ? req.dockerfile : join(contextDir, req.dockerfile)) : join(contextDir, 'Dockerfile');
   let text = req.dockerfileText;
   if (text === undefined) {

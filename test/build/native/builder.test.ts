@@ -257,3 +257,38 @@ describe.skipIf(!isRoot)('COPY rules', () => {
     await assertClean(root);
   });
 });
+
+describe.skipIf(!isRoot)('RUN features', () => {
+  it('a heredoc script with its own interpreter, secret and bind-from-stage mounts; a tar stream context; secrets never in a layer', async () => {
+    const root = await withBase();
+    const ctx = join(root, 'ctx-run');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(root, 'token'), 'the-secret-value');
+    await writeFile(
+      join(ctx, 'Dockerfile'),
+      [
+        'FROM base AS tools',
+        'RUN echo from-tools > /tool.txt',
+        'FROM base',
+        'RUN <<EOF',
+        '#!/bin/sh',
+        'echo "script $0" > /script.txt',
+        'EOF',
+        'RUN --mount=type=secret,id=tok cat /run/secrets/tok | wc -c > /secret-size',
+        'RUN --mount=type=bind,from=tools,source=/tool.txt,target=/mnt/t cp /mnt/t /copied-tool.txt',
+        'RUN test "$(cat /script.txt)" = "script /dev/pipes/EOF" && test "$(cat /secret-size)" -eq 16 && test "$(cat /copied-tool.txt)" = from-tools && test ! -e /run/secrets/tok && test ! -e /mnt/t',
+      ].join('\n'),
+    );
+    const { Readable } = await import('node:stream');
+    const tar = execFileSync('tar', ['-C', ctx, '-cf', '-', '.']);
+    const r = await createNativeBuilder({ root: join(root, 'store') }).build(request('', { context: Readable.from([tar]), secrets: [{ id: 'tok', src: join(root, 'token') }] }));
+    expect(r.steps.length).toBe(5);
+    // No layer holds the secret.
+    for (const f of await blobs(root)) {
+      const raw = readFileSync(join(root, 'store', 'content', 'blobs', 'sha256', f));
+      const data = raw[0] === 0x1f ? (await import('node:zlib')).gunzipSync(raw) : raw;
+      expect(data.includes('the-secret-value')).toBe(false);
+    }
+    await assertClean(root);
+  });
+});
