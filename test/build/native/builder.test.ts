@@ -292,3 +292,21 @@ describe.skipIf(!isRoot)('RUN features', () => {
     await assertClean(root);
   });
 });
+
+describe.skipIf(!isRoot)('build cache accounting', () => {
+  it('usage counts records and cache mounts; prune drops dead records, and everything with all', async () => {
+    const root = await withBase();
+    const ctx = join(root, 'ctx-acct');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM base\nRUN --mount=type=cache,target=/c echo x > /c/f && echo y > /y\nRUN echo z > /z\n');
+    await createNativeBuilder({ root: join(root, 'store') }).build(request(ctx));
+    const { buildCacheUsage, pruneBuildCache } = await import('../../../src/build/native/cache.js');
+    const store = await ContentStore.open(join(root, 'store'));
+    const u = await buildCacheUsage(join(root, 'store'), store);
+    expect(u).toMatchObject({ records: 2, live: 2, mounts: 1 });
+    expect(u.mountBytes).toBeGreaterThan(0);
+    expect(await pruneBuildCache(join(root, 'store'), store)).toMatchObject({ records: 0, mounts: 0 });
+    expect(await pruneBuildCache(join(root, 'store'), store, { all: true })).toMatchObject({ records: 2, mounts: 1 });
+    expect(await buildCacheUsage(join(root, 'store'), store)).toMatchObject({ records: 0, mounts: 0 });
+  });
+});
