@@ -38,6 +38,7 @@ import { expandHeredoc, expandWord, type Env } from '../dockerfile/expand.js';
 import { anyOf, IgnoreMatcher, loadIgnore, type PathFilter } from '../context/ignore.js';
 import { findSources, hasWildcard, hashSource, type SourceMatch } from '../context/sources.js';
 import { copyInto, isArchive, mkdirAllInRoot, writeHeredocFile, type Owner } from './copy.js';
+import { fetchUrl } from './fetch.js';
 import { goList, goQuoteList, healthHistory, parseGoDuration, type Health } from './format.js';
 
 /** The proxy build args every build knows without an ARG (not in history unless declared). */
@@ -950,14 +951,18 @@ async function copyStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruct
   const destRaw = ex(ins.dest);
   const dest = posix.normalize(posix.isAbsolute(destRaw) ? destRaw : posix.join(cfg.WorkingDir || '/', destRaw));
   const destIsDir = destRaw.endsWith('/') || destRaw === '.' || destRaw.endsWith('/.') || srcs.length + ins.heredocs.length > 1 || srcs.some(hasWildcard);
-  if (ins.kind === 'ADD' && srcs.some((s) => /^(https?|git):\/\//.test(s) || s.startsWith('git@'))) {
-    throw lineError(ctx.df.file, ins.line, 'ADD of a URL is not supported by the built-in builder yet', 'download it into the context, or use --builder buildkit');
+  const isUrl = (s: string) => ins.kind === 'ADD' && /^https?:\/\//.test(s);
+  if (ins.kind === 'ADD' && srcs.some((s) => /^git:\/\//.test(s) || s.startsWith('git@') || /\.git(#.*)?$/.test(s))) {
+    throw lineError(ctx.df.file, ins.line, 'ADD of a git repository is not supported by the built-in builder', 'clone it into the context, or use --builder buildkit');
   }
+  const checksum = ins.flags.get('checksum')?.[0] !== undefined ? ex(ins.flags.get('checksum')![0]!) : undefined;
+  if (checksum !== undefined && !srcs.every(isUrl)) throw lineError(ctx.df.file, ins.line, 'ADD --checksum only applies to URL sources');
   const flagText = [...(ins.flags.has('parents') ? ['--parents'] : []), ...(chown !== undefined ? [`--chown=${chown}`] : []), ...(chmodText !== undefined ? [`--chmod=${chmodText}`] : [])];
   const createdBy = [ins.kind, ...flagText, ...srcs, ...ins.heredocs.map((h) => `<<${h.name}`), destRaw].join(' ');
 
   // Sources and their content digests (the cache key).
   let from: { rootfs: string; release: () => Promise<void>; key: string } | undefined;
+  const downloads: string[] = [];
   try {
     const inputs: unknown[] = [dest, chown ?? '', chmod ?? '', cfg.User ?? ''];
     let matches: SourceMatch[] = [];
@@ -970,7 +975,22 @@ async function copyStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruct
       inputs.push(from.key);
     } else ignore = ctx.ignore;
     const root = from ? from.rootfs : ctx.contextDir;
+    const fetched = new Set<string>();
     for (const s of srcs) {
+      if (isUrl(s)) {
+        const dir = join(ctx.root, 'cache', 'tmp', `${process.pid}-add-${randomBytes(4).toString('hex')}`);
+        downloads.push(dir);
+        let f;
+        try {
+          f = await fetchUrl(s, dir, { ...(checksum !== undefined ? { checksum } : {}), ...(ctx.req.signal ? { signal: ctx.req.signal } : {}) });
+        } catch (e) {
+          throw lineError(ctx.df.file, ins.line, (e as Error).message, isBerthError(e) ? e.hint : undefined);
+        }
+        fetched.add(f.path);
+        matches.push({ rel: f.name, host: f.path, isDir: false });
+        inputs.push(s, f.digest);
+        continue;
+      }
       const m = await findSources(root, s, ignore);
       if (m.length === 0) throw lineError(ctx.df.file, ins.line, `${ins.kind} ${s}: ${JSON.stringify(posix.normalize(`/${s}`))} not found${from ? ` in ${fromName}` : ' in the build context'}`, from ? undefined : 'check the path and .dockerignore');
       matches.push(...m);
@@ -990,7 +1010,7 @@ async function copyStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruct
       if (ins.kind === 'ADD' && !from) {
         const plain: SourceMatch[] = [];
         for (const m of matches) {
-          if (!m.isDir && (await isArchive(m.host))) {
+          if (!m.isDir && !fetched.has(m.host) && (await isArchive(m.host))) {
             const dir = await mkdirAllInRoot(rootfs, dest, owner);
             const { applyLayer } = await import('../../archive/apply.js');
             const { createReadStream } = await import('node:fs');
@@ -1003,6 +1023,7 @@ async function copyStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruct
     });
   } finally {
     await from?.release();
+    for (const d of downloads) await rm(d, { recursive: true, force: true }).catch(() => {});
   }
 }
 

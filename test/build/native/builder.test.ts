@@ -310,3 +310,41 @@ describe.skipIf(!isRoot)('build cache accounting', () => {
     expect(await buildCacheUsage(join(root, 'store'), store)).toMatchObject({ records: 0, mounts: 0 });
   });
 });
+
+describe.skipIf(!isRoot)('ADD of a URL', () => {
+  it('fetches over http from 127.0.0.1, checks --checksum, mode 0600, no extraction; a wrong checksum fails on its line', async () => {
+    const root = await withBase();
+    const { createServer } = await import('node:http');
+    const body = execFileSync('tar', ['-czf', '-', '-C', root, 'base-layout/oci-layout']);
+    const server = createServer((req, res) => {
+      if (req.url === '/files/pkg.tar.gz') {
+        res.writeHead(200, { 'content-length': body.length, 'last-modified': new Date(1_000_000_000_000).toUTCString() });
+        res.end(body);
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const sum = `sha256:${(await import('node:crypto')).createHash('sha256').update(body).digest('hex')}`;
+      const ctx = join(root, 'ctx-url');
+      await mkdir(ctx, { recursive: true });
+      await writeFile(
+        join(ctx, 'Dockerfile'),
+        `FROM base\nADD --checksum=${sum} http://127.0.0.1:${port}/files/pkg.tar.gz /dl/\nRUN test "$(stat -c %a /dl/pkg.tar.gz)" = 600 && test "$(stat -c %s /dl/pkg.tar.gz)" = ${body.length}\n`,
+      );
+      const b = createNativeBuilder({ root: join(root, 'store') });
+      await b.build(request(ctx));
+      await writeFile(join(ctx, 'Dockerfile'), `FROM base\nADD --checksum=sha256:${'0'.repeat(64)} http://127.0.0.1:${port}/files/pkg.tar.gz /dl/\n`);
+      await expect(b.build(request(ctx))).rejects.toThrow(/^Dockerfile:2: ADD .* does not match --checksum/);
+      await writeFile(join(ctx, 'Dockerfile'), `FROM base\nADD http://127.0.0.1:${port}/missing /dl/\n`);
+      await expect(b.build(request(ctx))).rejects.toThrow(/^Dockerfile:2: ADD .*answered 404/);
+      expect(readdirSync(join(root, 'store', 'cache', 'tmp'))).toEqual([]);
+      await assertClean(root);
+    } finally {
+      server.close();
+    }
+  });
+});
