@@ -97,7 +97,7 @@ export interface SuperviseIO {
  * docker's RLIMIT_NOFILE (1048576), capped at this process's hard limit when it lacks
  * CAP_SYS_RESOURCE to raise it (runc would fail with EPERM).
  */
-async function nofileLimit(): Promise<number> {
+export async function nofileLimit(): Promise<number> {
   const want = 1048576;
   try {
     const status = await readFile('/proc/self/status', 'utf8');
