@@ -2,15 +2,12 @@
  * The conformance corpus (../shared/build-corpus, see its README): every case built with the
  * built-in builder and compared with what BuildKit produced. Needs root and real runc.
  *
- * The corpus folder is read-only (its files lost their write bits when it was shared); the
- * expected modes are those of the files as they were checked in (0644/0755), so each case's
- * context is copied and given u+w back before the build.
+ * Each case's context is prepared as ./corpus.ts says (write bits back).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNativeBuilder } from '../../src/build/native/index.js';
 import { ContentStore } from '../../src/store/store.js';
@@ -18,9 +15,9 @@ import { tagImage } from '../../src/store/images.js';
 import { Snapshotter } from '../../src/snapshot/snapshotter.js';
 import type { Digest } from '../../src/oci/types.js';
 import { testdir } from '../kit/testdir.js';
+import { caseConfig, CORPUS, CORPUS_CASES, MODE_LOST, prepareContext } from './corpus.js';
 
-const CORPUS = fileURLToPath(new URL('../../../shared/build-corpus/', import.meta.url));
-const cases = existsSync(join(CORPUS, 'cases')) ? readdirSync(join(CORPUS, 'cases')).sort() : [];
+const cases = CORPUS_CASES;
 const isRoot = process.getuid?.() === 0;
 
 type Entry = Record<string, unknown>;
@@ -30,12 +27,6 @@ interface Summary {
   layers: number;
   tree: Record<string, Entry>;
 }
-
-/**
- * Context files whose mode the shared corpus lost (copy-basic/two.txt was 0640 when BuildKit
- * built it; the read-only shared copy has 0444): their mode cannot be compared.
- */
-const MODE_LOST: Record<string, string[]> = { 'copy-basic': ['/many/two.txt', '/glob/two.txt'] };
 
 let root: string;
 let base: Summary;
@@ -70,13 +61,8 @@ describe.skipIf(!isRoot || cases.length === 0)('corpus: built-in builder vs Buil
     it(name, async () => {
       const dir = join(CORPUS, 'cases', name);
       const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Record<string, unknown>;
-      const caseJson = existsSync(join(dir, 'case.json')) ? (JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')) as { buildArgs?: Record<string, string>; target?: string }) : {};
-      const ctx = join(root, 'ctx', name);
-      await mkdir(join(root, 'ctx'), { recursive: true });
-      execFileSync('cp', ['-a', dir, ctx]);
-      execFileSync('chmod', ['-R', 'u+w', ctx]);
-      // The corpus's own files were not part of the context BuildKit saw.
-      execFileSync('rm', ['-f', join(ctx, 'expected.json'), join(ctx, 'case.json')]);
+      const caseJson = caseConfig(name);
+      const ctx = prepareContext(name, join(root, 'ctx'));
       const builder = createNativeBuilder({ root: join(root, 'store') });
       const tag = `corpus-${name}`;
       const req = {

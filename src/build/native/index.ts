@@ -431,7 +431,7 @@ async function dispatch(ctx: Ctx, stage: Stage, state: StageState, ins: Instruct
       const parts: string[] = [];
       for (const a of ins.args) {
         ctx.usedArgs.add(a.key);
-        let v = ctx.req.buildArgs[a.key];
+        let v: string | undefined = ctx.req.buildArgs[a.key];
         if (v === undefined && a.value !== undefined) v = ex(a.value);
         if (v === undefined && ctx.metaEnv.has(a.key)) v = ctx.metaEnv.get(a.key);
         const i = state.args.findIndex((x) => x.key === a.key);
