@@ -38,10 +38,10 @@ mk huge "FROM base\nRUN head -c ${HUGE_MB}000000 /dev/urandom > /huge\n"
 
 plain() { # plain DIR [extra buildctl flags]
   local d=$1; shift
-  "$BUILDCTL" --addr "$ADDR" build --frontend dockerfile.v0 --progress quiet \
+  "$BUILDCTL" --addr "$ADDR" build --frontend dockerfile.v0 --progress plain \
     --local "context=$work/$d" --local "dockerfile=$work/$d" \
     --oci-layout "base=$work/base" --opt "context:base=oci-layout://base@$base_digest" \
-    "$@" --output type=oci,dest=- >/dev/null
+    "$@" --output type=oci,dest=- >/dev/null 2>/dev/null  # plain progress: buildctl before v0.13 has no quiet mode
 }
 viaberth() { # viaberth DIR [extra berth flags]
   local d=$1; shift

@@ -3,26 +3,11 @@
 // Writes NAME:1 (LAYERS layers of incompressible data) and NAME:2, the same image "rebuilt"
 // with its last layer replaced by a new 1 MiB one (every other layer shared).
 import { randomBytes } from 'node:crypto';
-import { ContentStore, tagImage, canonicalJson, MediaType } from '../dist/index.js';
+import { ContentStore, tagImage } from '../dist/store/index.js';
+import { canonicalJson, MediaType } from '../dist/oci/index.js';
+import { tarOf } from './tar-member.mjs';
 
 const [root, name, layers = '20', mb = '5'] = process.argv.slice(2);
-function tarOf(fileName, data) {
-  const h = Buffer.alloc(512);
-  h.write(fileName, 0, 100);
-  h.write('0000644\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
-  h.write('00000000000\0', 136);
-  h.write('        ', 148);
-  h.write('0', 156);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  return Buffer.concat([h, data, Buffer.alloc((512 - (data.length % 512)) % 512), Buffer.alloc(1024)]);
-}
 const store = await ContentStore.open(root);
 async function layer(i, bytes) {
   const c = await store.putBytes(tarOf(`layer${i}.bin`, randomBytes(bytes)));
