@@ -23,7 +23,7 @@ import type { Descriptor, Digest, ImageConfig, Platform } from './oci/types.js';
 import type { ContentStore } from './store/store.js';
 import type { ImageView } from './store/images.js';
 import type { GcResult, CheckResult } from './store/gc.js';
-import type { DiskUsage, SystemInfo, ImageSummary, ImageListOptions, RemoveImagesResult } from './system.js';
+import type { DiskUsage, SystemInfo, ImageSummary, ImageListOptions, RemoveImagesResult, HistoryEntry as ImageHistoryRow, PruneResult as ContentPruneResult } from './system.js';
 import type { LoadResult } from './import/load.js';
 import type { SaveResult, SaveFormat } from './import/save.js';
 import type { ImportResult } from './import/rootfs.js';
@@ -39,6 +39,7 @@ export type { CopyImageOptions, CopyImageResult, BuildRequest, BuildResult, Buil
 
 /** `berth.build(context, opts)`: docker build's options; every list defaults to empty. */
 export type BuildOptions = Partial<Omit<BuildRequest, 'context'>> & Omit<BuilderSelection, 'root'>;
+export type { ImageHistoryRow, ContentPruneResult };
 export type { ProgressEvent, OpOptions, ImageSummary, ImageListOptions, RemoveImagesResult, ImageView, GcResult, CheckResult, DiskUsage, SystemInfo, LoadResult, SaveResult, SaveFormat, ImportResult, PullResult, PushResult, ContainerInfo, ContainerRecord, LogEntry, Credentials };
 
 // ---- options ----
@@ -469,6 +470,59 @@ export class Berth implements AsyncDisposable {
         return r!;
       },
     };
+  }
+
+  /**
+   * docker's `image inspect` document for each of `refs` (Id, RepoTags, RepoDigests, Config,
+   * RootFS, …, plus berth's fields). `platform` is `os/arch[/variant]` or a Platform.
+   */
+  async inspect(refs: string | readonly string[], opts: { platform?: string | Platform } = {}): Promise<Record<string, unknown>[]> {
+    const store = await this.store();
+    const [{ inspectImage }, platform] = await Promise.all([import('./system.js'), this.#platform(opts.platform)]);
+    const out: Record<string, unknown>[] = [];
+    for (const r of typeof refs === 'string' ? [refs] : refs) out.push(await inspectImage(store, r, platform));
+    return out;
+  }
+
+  /** docker's `history`: one row per history entry, newest first, with the layer sizes. */
+  async history(ref: string, opts: { platform?: string | Platform } = {}): Promise<ImageHistoryRow[]> {
+    const store = await this.store();
+    const [{ imageHistory }, platform] = await Promise.all([import('./system.js'), this.#platform(opts.platform)]);
+    return imageHistory(store, ref, platform);
+  }
+
+  /**
+   * docker's `rmi`: untag and delete each of `refs` in order, one result each (an error stops at
+   * the failing one; the earlier ones stay removed, as docker does).
+   */
+  async removeImages(refs: readonly string[], opts: { force?: boolean } = {}): Promise<RemoveImagesResult[]> {
+    const store = await this.store();
+    const { removeImages } = await import('./system.js');
+    return removeImages(store, refs, opts.force ? { force: true } : {});
+  }
+
+  /** Tag `source` (name, ID or digest) as `target` NAME[:TAG]; the full normalised name. */
+  async tag(source: string, target: string): Promise<string> {
+    const { parseReference } = await import('./oci/reference.js');
+    parseReference(target); // validate before touching anything
+    return (await this.image(source)).tag(target);
+  }
+
+  /**
+   * docker's `image prune` (and with `snapshots`, `system prune`): untagged images no container
+   * uses, then every blob nothing reaches, then (with `snapshots`) unused unpacked layers.
+   */
+  async pruneImages(opts: { dryRun?: boolean; snapshots?: boolean; signal?: AbortSignal } = {}): Promise<ContentPruneResult> {
+    const store = await this.store();
+    const { prune } = await import('./system.js');
+    return prune(store, opts);
+  }
+
+  /** A platform string (`os/arch[/variant]`) parsed, or a Platform as given. */
+  async #platform(p: string | Platform | undefined): Promise<Platform | undefined> {
+    if (p === undefined || typeof p !== 'string') return p;
+    const { parsePlatform } = await import('./oci/platform.js');
+    return parsePlatform(p);
   }
 
   /** Remove unused content, unpacked layers and (when asked) stopped containers. */

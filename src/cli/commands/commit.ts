@@ -15,7 +15,7 @@ export default defineCommand<{ container: string; repository?: string; change?: 
     const { Containers } = await import('../../run/containers.js');
     const { commitContainer, parseEpoch } = await import('../../commit.js');
     const epoch = process.env.SOURCE_DATE_EPOCH ? parseEpoch(process.env.SOURCE_DATE_EPOCH) : undefined;
-    const store = await ctx.store();
+    const store = await (await ctx.berth()).store();
     const containers = await Containers.open(ctx.rootPath);
     const p = ctx.progress('commit');
     try {

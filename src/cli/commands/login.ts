@@ -19,7 +19,7 @@ export default defineCommand<{ server?: string; username?: string; password?: st
         .option('password-stdin', { type: 'boolean', describe: 'Read the password from standard input' }),
     ),
   async run(argv, ctx) {
-    const { BerthError } = await import('../../errors.js');
+    const { BerthError } = await import('../../index.js');
     const { login } = await import('../../registry/login.js');
     if (argv.password !== undefined && argv.passwordStdin) throw new BerthError('INVALID_ARGUMENT', '--password and --password-stdin are mutually exclusive');
     if (!argv.username) throw new BerthError('INVALID_ARGUMENT', 'login needs a username', { hint: 'pass -u USER' });

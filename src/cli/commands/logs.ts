@@ -1,4 +1,4 @@
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../index.js';
 import { defineCommand } from '../command.js';
 
 export default defineCommand<{ container: string; follow?: boolean; tail?: string; timestamps?: boolean }>({

@@ -36,7 +36,7 @@ export async function listContainers(argv: { all?: boolean; quiet?: boolean; for
   let sizes: Map<string, { rw: number; rootFs: number }> | undefined;
   if (argv.size || /\.Size\b/.test(argv.format ?? '')) {
     const { containerSizes } = await import('../../system.js');
-    sizes = await containerSizes(ctx.rootPath, await ctx.store());
+    sizes = await containerSizes(ctx.rootPath, await (await ctx.berth()).store());
   }
   const rows = list.map((c) => {
     const status =

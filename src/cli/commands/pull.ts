@@ -31,11 +31,11 @@ export default defineCommand<{ name: string; platform?: string; allPlatforms?: b
     const { pull } = await import('../../pull.js');
     const n = argv.maxConcurrent ?? 4;
     if (!Number.isInteger(n) || n < 1 || n > 64) {
-      const { BerthError } = await import('../../errors.js');
+      const { BerthError } = await import('../../index.js');
       throw new BerthError('INVALID_ARGUMENT', `--max-concurrent must be an integer from 1 to 64, not ${argv.maxConcurrent}`);
     }
     const platform = argv.platform ? parsePlatform(argv.platform) : undefined;
-    const store = await ctx.store();
+    const store = await (await ctx.berth()).store();
     const p = ctx.progress('pull');
     try {
       const r = await pull(store, argv.name, {

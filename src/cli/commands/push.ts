@@ -26,7 +26,7 @@ export default defineCommand<{ name: string; allPlatforms?: boolean; chunkSize?:
         .option('compression-level', { type: 'number', describe: 'gzip 1-9, zstd 1-19' }),
     ),
   async run(argv, ctx) {
-    const { BerthError } = await import('../../errors.js');
+    const { BerthError } = await import('../../index.js');
     let chunkSize: number | undefined;
     if (argv.chunkSize !== undefined) {
       chunkSize = parseSize(argv.chunkSize);
@@ -40,7 +40,7 @@ export default defineCommand<{ name: string; allPlatforms?: boolean; chunkSize?:
       throw new BerthError('INVALID_ARGUMENT', `--compression-level ${level} is out of range for ${fmt}`, { hint: fmt === 'zstd' ? 'give 1 to 19' : 'give 1 to 9' });
     }
     const { push } = await import('../../push.js');
-    const store = await ctx.store();
+    const store = await (await ctx.berth()).store();
     const p = ctx.progress('push');
     try {
       const r = await push(store, argv.name, {
