@@ -720,6 +720,13 @@ export class Berth implements AsyncDisposable {
     return logout(server);
   }
 
+  /** Stop the private buildkitd kept for this root (`build --keep-buildkitd`); false when none ran. */
+  async stopBuildkit(): Promise<boolean> {
+    this.#check();
+    const { stopKeptDaemon } = await import('./build/buildkit/daemon.js');
+    return stopKeptDaemon(this.root);
+  }
+
   /** docker's `system df`. */
   async diskUsage(): Promise<DiskUsage> {
     const { diskUsage } = await import('./system.js');
