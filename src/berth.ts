@@ -33,13 +33,17 @@ import type { PushResult } from './push.js';
 import type { CopyImageOptions, CopyImageResult } from './transports/index.js';
 import type { BuildRequest, BuildResult, BuildEvent, BuildStep, OutputSpec, SecretSpec } from './build/builder.js';
 import type { BuildOptions as BuilderSelection } from './build/index.js';
+import type { CommitOptions, CommitResult, ContainerChange } from './commit.js';
 import type { Containers, ContainerInfo, ContainerRecord, LogEntry, SuperviseIO } from './run/containers.js';
 
 export type { CopyImageOptions, CopyImageResult, BuildRequest, BuildResult, BuildEvent, BuildStep, OutputSpec, SecretSpec };
 
 /** `berth.build(context, opts)`: docker build's options; every list defaults to empty. */
 export type BuildOptions = Partial<Omit<BuildRequest, 'context'>> & Omit<BuilderSelection, 'root'>;
-export type { ImageHistoryRow, ContentPruneResult };
+export type { ImageHistoryRow, ContentPruneResult, ContainerChange, CommitResult };
+
+/** `commit` options; `epoch` may be given as SOURCE_DATE_EPOCH's text (checked: INVALID_ARGUMENT). */
+export type ContainerCommitOptions = Omit<CommitOptions, 'epoch'> & { epoch?: number | string };
 export type { ProgressEvent, OpOptions, ImageSummary, ImageListOptions, RemoveImagesResult, ImageView, GcResult, CheckResult, DiskUsage, SystemInfo, LoadResult, SaveResult, SaveFormat, ImportResult, PullResult, PushResult, ContainerInfo, ContainerRecord, LogEntry, Credentials };
 
 // ---- options ----
@@ -266,6 +270,12 @@ export interface ContainerHandle {
   kill(signal?: string | number, opts?: { all?: boolean }): Promise<void>;
   /** Remove it; `force` kills a running one first and clears what a crash left. */
   remove(opts?: { force?: boolean }): Promise<void>;
+  /** docker's `container inspect` document (Id, Name, State, Config, …). */
+  inspect(): Promise<Record<string, unknown>>;
+  /** docker's `diff`: what changed in its filesystem (A added, C changed, D deleted), sorted by path. */
+  diff(opts?: { signal?: AbortSignal }): Promise<ContainerChange[]>;
+  /** docker's `commit`: its changes as a new layer on its image, tagged `opts.name` when given. */
+  commit(opts?: ContainerCommitOptions): Promise<CommitResult>;
 }
 
 // ---- the facade ----
@@ -661,11 +671,38 @@ export class Berth implements AsyncDisposable {
     return rt.list();
   }
 
+  /** docker's `ps -s`: each container's writable layer (`rw`) and whole root filesystem size, by ID. */
+  async containerSizes(): Promise<Map<string, { rw: number; rootFs: number }>> {
+    const store = await this.store();
+    const { containerSizes } = await import('./system.js');
+    return containerSizes(this.root, store);
+  }
+
+  /** docker's `container prune`: remove every container that is not running; their IDs. */
+  async pruneContainers(): Promise<string[]> {
+    const rt = await this.#runtime();
+    return rt.prune();
+  }
+
   #handle(rt: Containers, id: string, name: string): ContainerHandle {
     return {
       id,
       name,
       info: () => rt.info(id),
+      inspect: async () => {
+        const { containerInspect } = await import('./system.js');
+        return containerInspect(await rt.info(id));
+      },
+      diff: async (o = {}) => {
+        const { containerDiff } = await import('./commit.js');
+        return containerDiff(rt, id, o.signal ? { signal: o.signal } : {});
+      },
+      commit: async (o = {}) => {
+        const { commitContainer, parseEpoch } = await import('./commit.js');
+        const { epoch, ...rest } = o;
+        const e = typeof epoch === 'string' ? parseEpoch(epoch) : epoch;
+        return commitContainer(await this.store(), rt, id, { ...rest, ...(e !== undefined ? { epoch: e } : {}) });
+      },
       start: () => rt.startDetached(id),
       wait: (o = {}) => rt.wait(id, o.signal ? { signal: o.signal } : {}),
       exec: async (cmd, o = {}) => {

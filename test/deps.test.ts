@@ -95,11 +95,7 @@ describe('dependency rules (DESIGN.md)', () => {
       'cli/commands/import.ts': 'import/rootfs, parsePlatform',
       'cli/commands/load.ts': 'import/load, reference helpers',
       'cli/commands/ps.ts': 'run/containers, containerSizes, reference helpers',
-      'cli/commands/commit.ts': 'run/containers, commit.ts',
-      'cli/commands/diff.ts': 'run/containers, commit.ts',
-      'cli/commands/logs.ts': 'run/containers',
       'cli/commands/exec.ts': 'run/containers, run/spec',
-      'cli/commands/container.ts': 'run/containers, containerInspect',
       'cli/commands/build.ts': 'build/index, build types',
       'cli/commands/version.ts': 'Runc and Buildctl versions',
     };
