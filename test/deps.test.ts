@@ -94,7 +94,7 @@ describe('dependency rules (DESIGN.md)', () => {
       'cli/commands/pull.ts': 'pull, parsePlatform',
       'cli/commands/import.ts': 'import/rootfs, parsePlatform',
       'cli/commands/load.ts': 'import/load, reference helpers',
-      'cli/commands/ps.ts': 'run/containers, containerSizes, reference helpers',
+      'cli/commands/ps.ts': 'oci/reference helpers (familiar image names for the IMAGE column)',
       'cli/commands/exec.ts': 'run/containers, run/spec',
       'cli/commands/build.ts': 'build/index, build types',
       'cli/commands/version.ts': 'Runc and Buildctl versions',
