@@ -110,6 +110,28 @@ describe('dependency rules (DESIGN.md)', () => {
     expect(edges.filter((e) => e.from === 'registry' && e.to === 'store').map((e) => `${e.file} -> ${e.spec}`)).toEqual([]);
   });
 
+  it('processes are spawned only in the runc/buildctl/helper wrappers (execa and child_process)', () => {
+    // Every file that may start a process, and why. Type-only imports are free.
+    const SPAWNERS: Record<string, string> = {
+      'run/runc.ts': 'the runc wrapper (execa for one-shot calls, spawn for run/exec)',
+      'build/buildctl.ts': 'the buildctl wrapper (execa)',
+      'run/monitor.ts': 'starts the detached monitor process that owns a container',
+      'registry/credentials.ts': "docker-credential-* helpers (docker's credential helper protocol)",
+      'archive/compress.ts': 'zstd child process where zlib has no zstd (Node < 22.15)',
+      'archive/native.ts': 'mknod/setfattr/getfattr helpers where the native addon is not built',
+      'snapshot/snapshotter.ts': 'the copy driver copies a tree with cp -a (hard links, xattrs, devices kept)',
+    };
+    const found: string[] = [];
+    for (const f of files(SRC)) {
+      const text = readFileSync(f, 'utf8');
+      const re = /^(?:import|export)\s+(?!type\b)[^'"]*?from\s+['"](node:child_process|child_process|execa)['"]|import\(\s*['"](node:child_process|child_process|execa)['"]\s*\)/gm;
+      if (re.test(text)) found.push(relative(SRC, f));
+    }
+    expect(found.filter((f) => !(f in SPAWNERS))).toEqual([]);
+    // The list names only files that still spawn (a wrapper that stops spawning leaves it).
+    expect(Object.keys(SPAWNERS).filter((f) => !found.includes(f))).toEqual([]);
+  });
+
   it('one door per third-party package', () => {
     const doors: Record<string, (file: string) => boolean> = {
       'tar-stream': (f) => f.startsWith('archive/'),
