@@ -162,7 +162,8 @@ export interface RegistryCallOptions extends OpOptions, RegistrySettings {
 }
 
 export interface PullOptions extends RegistryCallOptions {
-  platform?: Platform;
+  /** Which image of a multi-platform index: a Platform or `os/arch[/variant]` (default: this host's). */
+  platform?: Platform | string;
   allPlatforms?: boolean;
 }
 
@@ -351,7 +352,8 @@ export class Berth implements AsyncDisposable {
   async pull(ref: string, opts: PullOptions = {}): Promise<PullResult> {
     const store = await this.store();
     const { pull } = await import('./pull.js');
-    const { concurrency, platform, allPlatforms, signal, onProgress, ...reg } = opts;
+    const { concurrency, platform: wanted, allPlatforms, signal, onProgress, ...reg } = opts;
+    const platform = await this.#platform(wanted);
     return pull(store, ref, {
       ...(await this.#registry(reg)),
       ...(concurrency !== undefined ? { concurrency } : {}),

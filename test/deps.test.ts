@@ -90,8 +90,6 @@ describe('dependency rules (DESIGN.md)', () => {
       'cli/commands/save.ts': 'import/save, parsePlatform',
       'cli/commands/copy.ts': 'transports copyImage, parsePlatform',
       'cli/commands/run.ts': 'run/options, run/containers, pull',
-      'cli/commands/push.ts': 'push',
-      'cli/commands/pull.ts': 'pull, parsePlatform',
       'cli/commands/import.ts': 'import/rootfs, parsePlatform',
       'cli/commands/load.ts': 'import/load, reference helpers',
       'cli/commands/ps.ts': 'oci/reference helpers (familiar image names for the IMAGE column)',
