@@ -1,19 +1,59 @@
 #!/usr/bin/env bash
-# berth --version start time next to a bare `node -e 0`, interleaved in one run (issue 2: ≤ 1.5×).
-# usage: bash bench/startup.sh [ROUNDS]   (after npm run build)
+# Start time of the hot verbs next to a bare `node -e 0` (issues 2, 8 and 13), interleaved in one
+# run, once with NODE_EXTRA_CA_CERTS unset (as on a user's machine) and once set.
+# Targets (issue 13): images, ps, inspect IMG on a store with 50 images ≤ 1.3×; --help ≤ 1.5×;
+# `import { openBerth } from 'berth-oci'` + `await openBerth()` ≤ 1.3×. Medians; the machine's load
+# makes single runs noisy, so use many rounds and read the ratios, not the milliseconds.
+# usage: bash bench/startup.sh [ROUNDS] [IMAGES]   (after npm run build; IMAGES default 50)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-40}
+nimages=${2:-50}
+root="${TMPDIR:-/tmp}/berth-bench-startup-$nimages"
+ca=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
+berth=(node bin/berth.js --root "$root")
+
+# The store: NIMAGES distinct single-layer images (one small file each), made once and reused.
+if [ ! -f "$root/.bench-$nimages" ]; then
+  rm -rf "$root"
+  work=$(mktemp -d)
+  for ((n = 0; n < nimages; n++)); do
+    mkdir -p "$work/r$n/etc" && echo "image $n" >"$work/r$n/etc/bench" && tar -C "$work/r$n" -cf "$work/r$n.tar" .
+    "${berth[@]}" import "$work/r$n.tar" "bench/img$n:latest" >/dev/null 2>&1
+  done
+  rm -rf "$work"
+  touch "$root/.bench-$nimages"
+fi
+
+lib="import('./dist/index.js').then((m) => m.openBerth({ root: '$root' }))"
+labels=("node -e 0" "berth --version" "berth images" "berth ps" "berth inspect IMG" "berth --help" "import + openBerth()")
+cmds=(
+  "node -e 0"
+  "${berth[*]} --version"
+  "${berth[*]} images"
+  "${berth[*]} ps -a"
+  "${berth[*]} inspect bench/img0"
+  "${berth[*]} --help"
+  "node -e \"$lib\""
+)
 ns() { date +%s%N; }
-declare -a a b c
-for ((i = 0; i < rounds; i++)); do
-  t=$(ns); node -e 0; a+=($(( $(ns) - t )))
-  t=$(ns); node bin/berth.js --version >/dev/null; b+=($(( $(ns) - t )))
-  t=$(ns); node bin/berth.js images --root "${TMPDIR:-/tmp}/berth-bench-startup" >/dev/null; c+=($(( $(ns) - t )))
-done
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {printf "%.0f\n", (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
-ma=$(median "${a[@]}"); mb=$(median "${b[@]}"); mc=$(median "${c[@]}")
-printf '%-28s %8s\n' "command (median of $rounds)" "ms"
-printf '%-28s %8.1f\n' "node -e 0" "$(echo "$ma/1000000" | bc -l)"
-printf '%-28s %8.1f   %.2fx\n' "berth --version" "$(echo "$mb/1000000" | bc -l)" "$(echo "$mb/$ma" | bc -l)"
-printf '%-28s %8.1f   %.2fx\n' "berth images (empty store)" "$(echo "$mc/1000000" | bc -l)" "$(echo "$mc/$ma" | bc -l)"
+measure() { # $1: label; the environment is already set by the caller
+  local -a times=()
+  local t i k
+  for ((k = 0; k < ${#cmds[@]}; k++)); do times[k]=""; done
+  for ((i = 0; i < rounds; i++)); do
+    for ((k = 0; k < ${#cmds[@]}; k++)); do
+      t=$(ns); eval "${cmds[k]}" >/dev/null; times[k]+="$(( $(ns) - t )) "
+    done
+  done
+  local base m
+  base=$(median ${times[0]})
+  for ((k = 0; k < ${#cmds[@]}; k++)); do
+    m=$(median ${times[k]})
+    printf '%-34s %-28s %8.1f   %.2fx\n' "${labels[k]}" "$1" "$(echo "$m/1000000" | bc -l)" "$(echo "$m/$base" | bc -l)"
+  done
+}
+printf '%-34s %-28s %8s   %s\n' "command ($nimages images, median of $rounds)" "NODE_EXTRA_CA_CERTS" "ms" "× node -e 0"
+(unset NODE_EXTRA_CA_CERTS; measure "unset")
+(export NODE_EXTRA_CA_CERTS="$ca"; measure "set")

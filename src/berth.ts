@@ -23,7 +23,7 @@ import type { Descriptor, Digest, ImageConfig, Platform } from './oci/types.js';
 import type { ContentStore } from './store/store.js';
 import type { ImageView } from './store/images.js';
 import type { GcResult, CheckResult } from './store/gc.js';
-import type { DiskUsage, SystemInfo, ImageSummary, ImageListOptions, RemoveImagesResult } from './system.js';
+import type { DiskUsage, SystemInfo, ImageSummary, ImageListOptions, RemoveImagesResult, HistoryEntry as ImageHistoryRow, PruneResult as ContentPruneResult } from './system.js';
 import type { LoadResult } from './import/load.js';
 import type { SaveResult, SaveFormat } from './import/save.js';
 import type { ImportResult } from './import/rootfs.js';
@@ -33,12 +33,17 @@ import type { PushResult } from './push.js';
 import type { CopyImageOptions, CopyImageResult } from './transports/index.js';
 import type { BuildRequest, BuildResult, BuildEvent, BuildStep, OutputSpec, SecretSpec } from './build/builder.js';
 import type { BuildOptions as BuilderSelection } from './build/index.js';
+import type { CommitOptions, CommitResult, ContainerChange } from './commit.js';
 import type { Containers, ContainerInfo, ContainerRecord, LogEntry, SuperviseIO } from './run/containers.js';
 
 export type { CopyImageOptions, CopyImageResult, BuildRequest, BuildResult, BuildEvent, BuildStep, OutputSpec, SecretSpec };
 
 /** `berth.build(context, opts)`: docker build's options; every list defaults to empty. */
 export type BuildOptions = Partial<Omit<BuildRequest, 'context'>> & Omit<BuilderSelection, 'root'>;
+export type { ImageHistoryRow, ContentPruneResult, ContainerChange, CommitResult };
+
+/** `commit` options; `epoch` may be given as SOURCE_DATE_EPOCH's text (checked: INVALID_ARGUMENT). */
+export type ContainerCommitOptions = Omit<CommitOptions, 'epoch'> & { epoch?: number | string };
 export type { ProgressEvent, OpOptions, ImageSummary, ImageListOptions, RemoveImagesResult, ImageView, GcResult, CheckResult, DiskUsage, SystemInfo, LoadResult, SaveResult, SaveFormat, ImportResult, PullResult, PushResult, ContainerInfo, ContainerRecord, LogEntry, Credentials };
 
 // ---- options ----
@@ -157,7 +162,8 @@ export interface RegistryCallOptions extends OpOptions, RegistrySettings {
 }
 
 export interface PullOptions extends RegistryCallOptions {
-  platform?: Platform;
+  /** Which image of a multi-platform index: a Platform or `os/arch[/variant]` (default: this host's). */
+  platform?: Platform | string;
   allPlatforms?: boolean;
 }
 
@@ -265,6 +271,12 @@ export interface ContainerHandle {
   kill(signal?: string | number, opts?: { all?: boolean }): Promise<void>;
   /** Remove it; `force` kills a running one first and clears what a crash left. */
   remove(opts?: { force?: boolean }): Promise<void>;
+  /** docker's `container inspect` document (Id, Name, State, Config, …). */
+  inspect(): Promise<Record<string, unknown>>;
+  /** docker's `diff`: what changed in its filesystem (A added, C changed, D deleted), sorted by path. */
+  diff(opts?: { signal?: AbortSignal }): Promise<ContainerChange[]>;
+  /** docker's `commit`: its changes as a new layer on its image, tagged `opts.name` when given. */
+  commit(opts?: ContainerCommitOptions): Promise<CommitResult>;
 }
 
 // ---- the facade ----
@@ -340,7 +352,8 @@ export class Berth implements AsyncDisposable {
   async pull(ref: string, opts: PullOptions = {}): Promise<PullResult> {
     const store = await this.store();
     const { pull } = await import('./pull.js');
-    const { concurrency, platform, allPlatforms, signal, onProgress, ...reg } = opts;
+    const { concurrency, platform: wanted, allPlatforms, signal, onProgress, ...reg } = opts;
+    const platform = await this.#platform(wanted);
     return pull(store, ref, {
       ...(await this.#registry(reg)),
       ...(concurrency !== undefined ? { concurrency } : {}),
@@ -469,6 +482,59 @@ export class Berth implements AsyncDisposable {
         return r!;
       },
     };
+  }
+
+  /**
+   * docker's `image inspect` document for each of `refs` (Id, RepoTags, RepoDigests, Config,
+   * RootFS, …, plus berth's fields). `platform` is `os/arch[/variant]` or a Platform.
+   */
+  async inspect(refs: string | readonly string[], opts: { platform?: string | Platform } = {}): Promise<Record<string, unknown>[]> {
+    const store = await this.store();
+    const [{ inspectImage }, platform] = await Promise.all([import('./system.js'), this.#platform(opts.platform)]);
+    const out: Record<string, unknown>[] = [];
+    for (const r of typeof refs === 'string' ? [refs] : refs) out.push(await inspectImage(store, r, platform));
+    return out;
+  }
+
+  /** docker's `history`: one row per history entry, newest first, with the layer sizes. */
+  async history(ref: string, opts: { platform?: string | Platform } = {}): Promise<ImageHistoryRow[]> {
+    const store = await this.store();
+    const [{ imageHistory }, platform] = await Promise.all([import('./system.js'), this.#platform(opts.platform)]);
+    return imageHistory(store, ref, platform);
+  }
+
+  /**
+   * docker's `rmi`: untag and delete each of `refs` in order, one result each (an error stops at
+   * the failing one; the earlier ones stay removed, as docker does).
+   */
+  async removeImages(refs: readonly string[], opts: { force?: boolean } = {}): Promise<RemoveImagesResult[]> {
+    const store = await this.store();
+    const { removeImages } = await import('./system.js');
+    return removeImages(store, refs, opts.force ? { force: true } : {});
+  }
+
+  /** Tag `source` (name, ID or digest) as `target` NAME[:TAG]; the full normalised name. */
+  async tag(source: string, target: string): Promise<string> {
+    const { parseReference } = await import('./oci/reference.js');
+    parseReference(target); // validate before touching anything
+    return (await this.image(source)).tag(target);
+  }
+
+  /**
+   * docker's `image prune` (and with `snapshots`, `system prune`): untagged images no container
+   * uses, then every blob nothing reaches, then (with `snapshots`) unused unpacked layers.
+   */
+  async pruneImages(opts: { dryRun?: boolean; snapshots?: boolean; signal?: AbortSignal } = {}): Promise<ContentPruneResult> {
+    const store = await this.store();
+    const { prune } = await import('./system.js');
+    return prune(store, opts);
+  }
+
+  /** A platform string (`os/arch[/variant]`) parsed, or a Platform as given. */
+  async #platform(p: string | Platform | undefined): Promise<Platform | undefined> {
+    if (p === undefined || typeof p !== 'string') return p;
+    const { parsePlatform } = await import('./oci/platform.js');
+    return parsePlatform(p);
   }
 
   /** Remove unused content, unpacked layers and (when asked) stopped containers. */
@@ -607,11 +673,38 @@ export class Berth implements AsyncDisposable {
     return rt.list();
   }
 
+  /** docker's `ps -s`: each container's writable layer (`rw`) and whole root filesystem size, by ID. */
+  async containerSizes(): Promise<Map<string, { rw: number; rootFs: number }>> {
+    const store = await this.store();
+    const { containerSizes } = await import('./system.js');
+    return containerSizes(this.root, store);
+  }
+
+  /** docker's `container prune`: remove every container that is not running; their IDs. */
+  async pruneContainers(): Promise<string[]> {
+    const rt = await this.#runtime();
+    return rt.prune();
+  }
+
   #handle(rt: Containers, id: string, name: string): ContainerHandle {
     return {
       id,
       name,
       info: () => rt.info(id),
+      inspect: async () => {
+        const { containerInspect } = await import('./system.js');
+        return containerInspect(await rt.info(id));
+      },
+      diff: async (o = {}) => {
+        const { containerDiff } = await import('./commit.js');
+        return containerDiff(rt, id, o.signal ? { signal: o.signal } : {});
+      },
+      commit: async (o = {}) => {
+        const { commitContainer, parseEpoch } = await import('./commit.js');
+        const { epoch, ...rest } = o;
+        const e = typeof epoch === 'string' ? parseEpoch(epoch) : epoch;
+        return commitContainer(await this.store(), rt, id, { ...rest, ...(e !== undefined ? { epoch: e } : {}) });
+      },
       start: () => rt.startDetached(id),
       wait: (o = {}) => rt.wait(id, o.signal ? { signal: o.signal } : {}),
       exec: async (cmd, o = {}) => {
@@ -664,6 +757,13 @@ export class Berth implements AsyncDisposable {
     this.#check();
     const { logout } = await import('./registry/login.js');
     return logout(server);
+  }
+
+  /** Stop the private buildkitd kept for this root (`build --keep-buildkitd`); false when none ran. */
+  async stopBuildkit(): Promise<boolean> {
+    this.#check();
+    const { stopKeptDaemon } = await import('./build/buildkit/daemon.js');
+    return stopKeptDaemon(this.root);
   }
 
   /** docker's `system df`. */

@@ -54,6 +54,11 @@ export type {
   BuildStep,
   OutputSpec,
   SecretSpec,
+  ImageHistoryRow,
+  ContentPruneResult,
+  ContainerChange,
+  CommitResult,
+  ContainerCommitOptions,
 } from './berth.js';
 export { BerthError, isBerthError, EXIT_CODES, ERROR_CODES, type ErrorCode, type BerthErrorOptions } from './errors.js';
 export type { ProgressEvent, OpOptions } from './oci/content.js';

@@ -6,7 +6,7 @@
  * - json: one JSON object per event (schema in README.md, "Build"), with a `time` field;
  * - none: nothing.
  */
-import type { BuildEvent } from '../build/builder.js';
+import type { BuildEvent } from '../index.js';
 import type { ProgressMode } from './progress.js';
 
 interface Shown {

@@ -1,5 +1,4 @@
-import type { ProgressEvent } from '../oci/content.js';
-import type { ContentStore } from '../store/store.js';
+import type { Berth, ProgressEvent } from '../index.js';
 
 export interface GlobalArgs {
   root?: string;
@@ -10,8 +9,8 @@ export interface GlobalArgs {
 /** What every command handler gets: lazy store, output writers, progress. */
 export interface CliContext {
   readonly rootPath: string;
-  /** Opens (creating when needed) the content store. */
-  store(): Promise<ContentStore>;
+  /** The library's front door for `rootPath`, opened on first use (once per process). */
+  berth(): Promise<Berth>;
   /** Write a line (or lines) of results to stdout. */
   out(text: string): void;
   /** Write one JSON document to stdout. */

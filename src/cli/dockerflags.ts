@@ -6,7 +6,7 @@
  * passed through verbatim, global flags and `--` included.
  */
 import type { Argv } from 'yargs';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../index.js';
 
 export interface DockerFlag {
   name: string;

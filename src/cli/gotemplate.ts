@@ -15,7 +15,7 @@
  * each row as one JSON line; the two-character sequences `\t` and `\n` in a format are a tab
  * and a newline.
  */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../index.js';
 
 type Value = unknown;
 type Node =

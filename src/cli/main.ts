@@ -1,9 +1,8 @@
 import { createRequire } from 'node:module';
 import type { Argv } from 'yargs';
-import { BerthError, EXIT_CODES } from '../errors.js';
-import type { ProgressEvent } from '../oci/content.js';
+import { BerthError, EXIT_CODES } from '../index.js';
+import type { Berth, ProgressEvent } from '../index.js';
 import { resolveRoot } from '../store/root.js';
-import type { ContentStore } from '../store/store.js';
 import type { BerthCommand, BerthGroup } from './command.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
 import type { CliContext, GlobalArgs } from './context.js';
@@ -133,15 +132,14 @@ export async function main(args: string[]): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  let storePromise: Promise<ContentStore> | undefined;
+  let berthPromise: Promise<Berth> | undefined;
   const ctxOf = (argv: GlobalArgs): CliContext => {
     const rootPath = resolveRoot(argv.root);
     return {
       rootPath,
       debug,
       signal: controller.signal,
-      store: () =>
-        (storePromise ??= import('../store/store.js').then((m) => m.ContentStore.open(rootPath))),
+      berth: () => (berthPromise ??= import('../index.js').then((m) => m.openBerth({ root: rootPath }))),
       out: (text) => void process.stdout.write(text.endsWith('\n') ? text : text + '\n'),
       json: (value) => void process.stdout.write(JSON.stringify(value, null, 2) + '\n'),
       warn: (text) => void process.stderr.write(`berth: warning: ${text}\n`),

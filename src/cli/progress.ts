@@ -1,4 +1,4 @@
-import type { ProgressEvent } from '../oci/content.js';
+import type { ProgressEvent } from '../index.js';
 
 export type ProgressMode = 'tty' | 'plain' | 'json' | 'none';
 

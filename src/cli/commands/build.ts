@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { OutputSpec, SecretSpec } from '../../build/builder.js';
-import { BerthError } from '../../errors.js';
+import type { OutputSpec, SecretSpec } from '../../index.js';
+import { BerthError } from '../../index.js';
 import { createBuildProgress } from '../build-progress.js';
 import { defineCommand } from '../command.js';
 import { pickMode } from '../progress.js';

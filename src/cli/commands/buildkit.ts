@@ -4,8 +4,7 @@ const stop = defineCommand({
   command: 'stop',
   describe: 'Stop the private buildkitd berth keeps for this root (--keep-buildkitd)',
   async run(_argv, ctx) {
-    const { stopKeptDaemon } = await import('../../build/buildkit/daemon.js');
-    const stopped = await stopKeptDaemon(ctx.rootPath);
+    const stopped = await (await ctx.berth()).stopBuildkit();
     ctx.out(stopped ? 'stopped buildkitd' : 'no buildkitd of berth runs for this root');
   },
 });

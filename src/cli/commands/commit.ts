@@ -12,14 +12,11 @@ export default defineCommand<{ container: string; repository?: string; change?: 
       .option('author', { alias: 'a', type: 'string', describe: 'Author (e.g. "John Hannibal Smith <hannibal@a-team.com>")' })
       .option('pause', { alias: 'p', type: 'boolean', default: true, describe: 'Pause the container during commit' }),
   async run(argv, ctx) {
-    const { Containers } = await import('../../run/containers.js');
-    const { commitContainer, parseEpoch } = await import('../../commit.js');
-    const epoch = process.env.SOURCE_DATE_EPOCH ? parseEpoch(process.env.SOURCE_DATE_EPOCH) : undefined;
-    const store = await ctx.store();
-    const containers = await Containers.open(ctx.rootPath);
+    const epoch = process.env.SOURCE_DATE_EPOCH || undefined;
     const p = ctx.progress('commit');
     try {
-      const r = await commitContainer(store, containers, argv.container, {
+      const handle = await (await ctx.berth()).container(argv.container);
+      const r = await handle.commit({
         signal: ctx.signal,
         onProgress: p.onProgress,
         changes: ([] as (string | undefined)[]).concat(argv.change as string | string[] | undefined).filter((c): c is string => typeof c === 'string'),

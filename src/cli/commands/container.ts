@@ -1,6 +1,5 @@
 import type { BerthGroup } from '../command.js';
 import { defineCommand } from '../command.js';
-import { containerInspect } from '../../system.js';
 import { FORMAT_OPTION } from '../format.js';
 import { renderValue } from '../gotemplate.js';
 import { listContainers, psBuilder } from './ps.js';
@@ -19,9 +18,7 @@ const prune = defineCommand<{ force?: boolean }>({
   describe: 'Remove all stopped containers',
   builder: (y) => y.option('force', { alias: 'f', type: 'boolean', describe: 'Do not ask (berth never asks)' }),
   async run(_argv, ctx) {
-    const { Containers } = await import('../../run/containers.js');
-    const containers = await Containers.open(ctx.rootPath);
-    const removed = await containers.prune();
+    const removed = await (await ctx.berth()).pruneContainers();
     if (removed.length) ctx.out('Deleted Containers:\n' + removed.join('\n'));
     ctx.out(`Total containers removed: ${removed.length}`);
   },
@@ -32,13 +29,9 @@ const inspect = defineCommand<{ containers: string[]; format?: string }>({
   describe: 'Show container records and state as JSON',
   builder: (y) => y.positional('containers', { type: 'string', array: true, demandOption: true }).option('format', { alias: 'f', ...FORMAT_OPTION }),
   async run(argv, ctx) {
-    const { Containers } = await import('../../run/containers.js');
-    const containers = await Containers.open(ctx.rootPath);
+    const berth = await ctx.berth();
     const out = [];
-    for (const c of argv.containers) {
-      const i = await containers.info(await containers.find(c));
-      out.push(containerInspect(i));
-    }
+    for (const c of argv.containers) out.push(await (await berth.container(c)).inspect());
     if (argv.format) ctx.out(out.map((o) => renderValue(argv.format!, o)).join('\n'));
     else ctx.json(out);
   },

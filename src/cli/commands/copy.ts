@@ -43,7 +43,7 @@ export default defineCommand<{
         .option('quiet', { alias: 'q', type: 'boolean', describe: 'Print only the digest' }),
     ),
   async run(argv, ctx) {
-    const { BerthError } = await import('../../errors.js');
+    const { BerthError } = await import('../../index.js');
     const n = argv.maxConcurrent ?? 4;
     if (!Number.isInteger(n) || n < 1 || n > 64) throw new BerthError('INVALID_ARGUMENT', `--max-concurrent must be an integer from 1 to 64, not ${argv.maxConcurrent}`);
     const platform = argv.platform ? parsePlatform(argv.platform) : undefined;
@@ -57,7 +57,7 @@ export default defineCommand<{
         ...(argv.containerdAddress ? { containerdAddress: argv.containerdAddress } : {}),
         ...(argv.unpack ? { unpack: argv.snapshotter ?? 'overlayfs' } : {}),
         concurrency: n,
-        store: () => ctx.store(),
+        store: async () => (await ctx.berth()).store(),
         signal: ctx.signal,
         onProgress: argv.quiet ? () => {} : p.onProgress,
       });

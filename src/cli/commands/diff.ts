@@ -8,10 +8,7 @@ export default defineCommand<{ container: string; format?: string }>({
       .positional('container', { type: 'string', demandOption: true })
       .option('format', { type: 'string', choices: ['table', 'json'], default: 'table', describe: 'Output format' }),
   async run(argv, ctx) {
-    const { Containers } = await import('../../run/containers.js');
-    const { containerDiff } = await import('../../commit.js');
-    const containers = await Containers.open(ctx.rootPath);
-    const changes = await containerDiff(containers, argv.container, { signal: ctx.signal });
+    const changes = await (await (await ctx.berth()).container(argv.container)).diff({ signal: ctx.signal });
     if (argv.format === 'json') ctx.json(changes.map((c) => ({ Kind: c.kind, Path: c.path })));
     else if (changes.length > 0) ctx.out(changes.map((c) => `${c.kind} ${c.path}`).join('\n'));
   },

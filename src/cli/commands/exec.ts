@@ -1,5 +1,5 @@
 import { isatty } from 'node:tty';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../index.js';
 import { defineCommand } from '../command.js';
 import { parseDockerArgs, yargsOptions, type DockerFlag } from '../dockerflags.js';
 import { foreground } from './run.js';

@@ -1,4 +1,3 @@
-import { imageHistory } from '../../system.js';
 import { defineCommand } from '../command.js';
 import { ago, dockerTime, FORMAT_OPTION, shortId, size } from '../format.js';
 import { renderRows } from '../gotemplate.js';
@@ -14,7 +13,7 @@ export const historyCommand = defineCommand<{ image: string; trunc?: boolean; qu
       .option('human', { alias: 'H', type: 'boolean', default: true, describe: 'Sizes and dates in human-readable form' })
       .option('format', FORMAT_OPTION),
   async run(argv, ctx) {
-    const rows = await imageHistory(await ctx.store(), argv.image);
+    const rows = await (await ctx.berth()).history(argv.image);
     const id = (d: string) => (d === '<missing>' || (argv.trunc === false) ? d : shortId(d));
     if (argv.quiet) return ctx.out(rows.map((r) => id(r.ID)).join('\n'));
     const trunc = (s: string) => ((argv.trunc === false) || s.length <= 45 ? s : s.slice(0, 44) + '…');

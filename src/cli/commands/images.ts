@@ -1,5 +1,5 @@
-import { BerthError } from '../../errors.js';
-import { listImageSummaries, type ImageListOptions, type ImageSummary } from '../../system.js';
+import { BerthError } from '../../index.js';
+import type { ImageListOptions, ImageSummary } from '../../index.js';
 import { defineCommand } from '../command.js';
 import { ago, dockerTime, FORMAT_OPTION, shortId, size } from '../format.js';
 import { renderRows } from '../gotemplate.js';
@@ -62,8 +62,7 @@ export const imagesCommand = defineCommand<ImagesArgs>({
       .option('filter', { alias: 'f', type: 'string', array: true, describe: 'dangling=true|false, reference=PATTERN' })
       .option('format', FORMAT_OPTION),
   async run(argv, ctx) {
-    const store = await ctx.store();
-    const rows = await listImageSummaries(store, parseFilters(argv.filter, argv.repository));
+    const rows = await (await ctx.berth()).images(parseFilters(argv.filter, argv.repository));
     const shown = rows.map((r) => imageRow(r, (argv.trunc === false)));
     if (argv.quiet) {
       const ids = [...new Set(shown.map((r) => r.ID))];

@@ -1,4 +1,4 @@
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../index.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { defineCommand } from '../command.js';
 
@@ -24,7 +24,7 @@ export default defineCommand<{ file: string; reference?: string; change?: string
     if (level !== undefined && (!Number.isInteger(level) || level < 1 || level > (argv.compressionFormat === 'zstd' ? 19 : 9))) {
       throw new BerthError('INVALID_ARGUMENT', `--compression-level ${level} is out of range for ${argv.compressionFormat ?? 'gzip'}`, { hint: argv.compressionFormat === 'zstd' ? 'give 1 to 19' : 'give 1 to 9' });
     }
-    const store = await ctx.store();
+    const store = await (await ctx.berth()).store();
     const { importRootfs } = await import('../../import/rootfs.js');
     const p = ctx.progress('import');
     try {

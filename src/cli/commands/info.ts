@@ -1,4 +1,3 @@
-import { systemInfo } from '../../system.js';
 import { defineCommand } from '../command.js';
 import { FORMAT_OPTION, size } from '../format.js';
 import { renderValue } from '../gotemplate.js';
@@ -8,7 +7,7 @@ export const infoCommand = defineCommand<{ format?: string }>({
   describe: 'Show the root, store statistics and runtime versions',
   builder: (y) => y.option('format', { alias: 'f', ...FORMAT_OPTION }),
   async run(argv, ctx) {
-    const i = await systemInfo(await ctx.store(), ctx.signal);
+    const i = await (await ctx.berth()).info({ signal: ctx.signal });
     if (argv.format === 'json') return ctx.json(i);
     if (argv.format) return ctx.out(renderValue(argv.format, i));
     ctx.out(

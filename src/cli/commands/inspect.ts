@@ -1,5 +1,3 @@
-import { parsePlatform } from '../../oci/platform.js';
-import { inspectImage } from '../../system.js';
 import { defineCommand } from '../command.js';
 import { FORMAT_OPTION } from '../format.js';
 import { renderValue } from '../gotemplate.js';
@@ -13,10 +11,7 @@ export const inspectCommand = defineCommand<{ images: string[]; platform?: strin
       .option('platform', { type: 'string', describe: 'Which image of a multi-platform index (os/arch[/variant])' })
       .option('format', { alias: 'f', ...FORMAT_OPTION }),
   async run(argv, ctx) {
-    const store = await ctx.store();
-    const platform = argv.platform ? parsePlatform(argv.platform) : undefined;
-    const out = [];
-    for (const name of argv.images ?? []) out.push(await inspectImage(store, name, platform));
+    const out = await (await ctx.berth()).inspect(argv.images ?? [], argv.platform ? { platform: argv.platform } : {});
     if (argv.format) ctx.out(out.map((o) => renderValue(argv.format!, o)).join('\n'));
     else ctx.out(JSON.stringify(out, null, 4));
   },

@@ -1,4 +1,4 @@
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../index.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { familiarString, parseReference } from '../../oci/reference.js';
 import { defineCommand } from '../command.js';
@@ -20,7 +20,7 @@ export default defineCommand<{ input?: string; dir?: string; quiet?: boolean; pl
     if (!argv.input && !argv.dir && process.stdin.isTTY) {
       throw new BerthError('INVALID_ARGUMENT', 'no archive given and standard input is a terminal', { hint: 'use berth load -i FILE, or pipe an archive in' });
     }
-    const store = await ctx.store();
+    const store = await (await ctx.berth()).store();
     const { loadArchive } = await import('../../import/load.js');
     const p = argv.quiet ? undefined : ctx.progress('load');
     try {

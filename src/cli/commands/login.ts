@@ -19,15 +19,14 @@ export default defineCommand<{ server?: string; username?: string; password?: st
         .option('password-stdin', { type: 'boolean', describe: 'Read the password from standard input' }),
     ),
   async run(argv, ctx) {
-    const { BerthError } = await import('../../errors.js');
-    const { login } = await import('../../registry/login.js');
+    const { BerthError } = await import('../../index.js');
     if (argv.password !== undefined && argv.passwordStdin) throw new BerthError('INVALID_ARGUMENT', '--password and --password-stdin are mutually exclusive');
     if (!argv.username) throw new BerthError('INVALID_ARGUMENT', 'login needs a username', { hint: 'pass -u USER' });
     let password = argv.password;
     if (argv.passwordStdin) password = await readStdin();
     else if (password !== undefined) ctx.warn('using --password on the command line is insecure; use --password-stdin');
     if (!password) throw new BerthError('INVALID_ARGUMENT', 'login needs a password', { hint: 'pass --password-stdin and write the password to standard input' });
-    const r = await login(argv.server ?? 'docker.io', { username: argv.username, password }, { ...registryOptions(argv), signal: ctx.signal });
+    const r = await (await ctx.berth()).login(argv.server ?? 'docker.io', { username: argv.username, password }, { ...registryOptions(argv), signal: ctx.signal });
     process.stderr.write(`credentials saved to ${r.where}\n`);
     ctx.out('Login Succeeded');
   },

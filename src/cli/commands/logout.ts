@@ -5,8 +5,7 @@ export default defineCommand<{ server?: string }>({
   describe: 'Remove stored credentials for a registry',
   builder: (y) => y.positional('server', { type: 'string', describe: 'Registry host (default docker.io)' }),
   async run(argv, ctx) {
-    const { logout } = await import('../../registry/login.js');
-    const r = await logout(argv.server ?? 'docker.io');
+    const r = await (await ctx.berth()).logout(argv.server ?? 'docker.io');
     if (r.removed) ctx.out(`Removing login credentials for ${r.domain}`);
     else ctx.warn(`not logged in to ${r.domain}`);
   },

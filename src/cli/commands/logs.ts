@@ -1,4 +1,4 @@
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../index.js';
 import { defineCommand } from '../command.js';
 
 export default defineCommand<{ container: string; follow?: boolean; tail?: string; timestamps?: boolean }>({
@@ -16,13 +16,11 @@ export default defineCommand<{ container: string; follow?: boolean; tail?: strin
       tail = Number(argv.tail);
       if (!Number.isInteger(tail)) throw new BerthError('INVALID_ARGUMENT', `invalid --tail ${JSON.stringify(argv.tail)}`, { hint: 'give a number or all' });
     }
-    const { Containers } = await import('../../run/containers.js');
-    const containers = await Containers.open(ctx.rootPath);
-    const id = await containers.find(argv.container);
+    const handle = await (await ctx.berth()).container(argv.container);
     process.stdout.on('error', () => {});
-    await containers.logs(id, { follow: !!argv.follow, ...(tail !== undefined ? { tail } : {}), signal: ctx.signal }, (e) => {
+    for await (const e of handle.logs({ follow: !!argv.follow, ...(tail !== undefined ? { tail } : {}), signal: ctx.signal })) {
       const text = argv.timestamps ? `${e.time} ${e.log}` : e.log;
       (e.stream === 'stderr' ? process.stderr : process.stdout).write(text);
-    });
+    }
   },
 });

@@ -1,4 +1,3 @@
-import { prune } from '../../system.js';
 import { defineCommand } from '../command.js';
 import { size } from '../format.js';
 
@@ -13,7 +12,7 @@ export function makePrune(snapshots: boolean) {
         .option('force', { alias: 'f', type: 'boolean', describe: 'Do not prompt (berth never prompts)' })
         .option('dry-run', { type: 'boolean', describe: 'Only report what would be removed' }),
     async run(argv, ctx) {
-      const r = await prune(await ctx.store(), { ...(argv.dryRun ? { dryRun: true } : {}), snapshots, signal: ctx.signal });
+      const r = await (await ctx.berth()).pruneImages({ ...(argv.dryRun ? { dryRun: true } : {}), snapshots, signal: ctx.signal });
       const verb = argv.dryRun ? 'Would delete' : 'Deleted';
       for (const d of r.images) ctx.out(`${verb} image: ${d}`);
       for (const d of r.removed) ctx.out(`${verb}: ${d}`);

@@ -30,13 +30,11 @@ function since(iso: string | undefined): string {
 /** `ps` and `container ls`. */
 export async function listContainers(argv: { all?: boolean; quiet?: boolean; format?: string; trunc?: boolean; size?: boolean }, ctx: CliContext): Promise<void> {
   const noTrunc = argv.trunc === false;
-  const { Containers } = await import('../../run/containers.js');
-  const containers = await Containers.open(ctx.rootPath);
-  const list = (await containers.list()).filter((c) => argv.all || c.status === 'running');
+  const berth = await ctx.berth();
+  const list = (await berth.containers()).filter((c) => argv.all || c.status === 'running');
   let sizes: Map<string, { rw: number; rootFs: number }> | undefined;
   if (argv.size || /\.Size\b/.test(argv.format ?? '')) {
-    const { containerSizes } = await import('../../system.js');
-    sizes = await containerSizes(ctx.rootPath, await ctx.store());
+    sizes = await berth.containerSizes();
   }
   const rows = list.map((c) => {
     const status =

@@ -1,4 +1,3 @@
-import { parsePlatform } from '../../oci/platform.js';
 import type { Argv } from 'yargs';
 import { defineCommand } from '../command.js';
 
@@ -28,19 +27,17 @@ export default defineCommand<{ name: string; platform?: string; allPlatforms?: b
         .option('quiet', { alias: 'q', type: 'boolean', describe: 'Print only the image name' }),
     ),
   async run(argv, ctx) {
-    const { pull } = await import('../../pull.js');
     const n = argv.maxConcurrent ?? 4;
     if (!Number.isInteger(n) || n < 1 || n > 64) {
-      const { BerthError } = await import('../../errors.js');
+      const { BerthError } = await import('../../index.js');
       throw new BerthError('INVALID_ARGUMENT', `--max-concurrent must be an integer from 1 to 64, not ${argv.maxConcurrent}`);
     }
-    const platform = argv.platform ? parsePlatform(argv.platform) : undefined;
-    const store = await ctx.store();
+    const berth = await ctx.berth();
     const p = ctx.progress('pull');
     try {
-      const r = await pull(store, argv.name, {
+      const r = await berth.pull(argv.name, {
         ...registryOptions(argv),
-        ...(platform ? { platform } : {}),
+        ...(argv.platform ? { platform: argv.platform } : {}),
         ...(argv.allPlatforms ? { allPlatforms: true } : {}),
         concurrency: n,
         signal: ctx.signal,

@@ -26,7 +26,7 @@ export default defineCommand<{ name: string; allPlatforms?: boolean; chunkSize?:
         .option('compression-level', { type: 'number', describe: 'gzip 1-9, zstd 1-19' }),
     ),
   async run(argv, ctx) {
-    const { BerthError } = await import('../../errors.js');
+    const { BerthError } = await import('../../index.js');
     let chunkSize: number | undefined;
     if (argv.chunkSize !== undefined) {
       chunkSize = parseSize(argv.chunkSize);
@@ -39,11 +39,10 @@ export default defineCommand<{ name: string; allPlatforms?: boolean; chunkSize?:
     if (level !== undefined && (!Number.isInteger(level) || level < 1 || level > (fmt === 'zstd' ? 19 : 9))) {
       throw new BerthError('INVALID_ARGUMENT', `--compression-level ${level} is out of range for ${fmt}`, { hint: fmt === 'zstd' ? 'give 1 to 19' : 'give 1 to 9' });
     }
-    const { push } = await import('../../push.js');
-    const store = await ctx.store();
+    const berth = await ctx.berth();
     const p = ctx.progress('push');
     try {
-      const r = await push(store, argv.name, {
+      const r = await berth.push(argv.name, {
         ...registryOptions(argv),
         ...(argv.allPlatforms ? { allPlatforms: true } : {}),
         ...(chunkSize ? { chunkSize } : {}),

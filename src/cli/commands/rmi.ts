@@ -1,4 +1,3 @@
-import { removeImages } from '../../system.js';
 import { defineCommand } from '../command.js';
 
 export const rmiCommand = defineCommand<{ images: string[]; force?: boolean }>({
@@ -7,8 +6,7 @@ export const rmiCommand = defineCommand<{ images: string[]; force?: boolean }>({
   builder: (y) =>
     y.positional('images', { type: 'string', array: true, demandOption: true }).option('force', { alias: 'f', type: 'boolean', describe: 'Remove even when containers use it, and every tag of an id' }),
   async run(argv, ctx) {
-    const store = await ctx.store();
-    for (const r of await removeImages(store, argv.images ?? [], argv.force ? { force: true } : {})) {
+    for (const r of await (await ctx.berth()).removeImages(argv.images ?? [], argv.force ? { force: true } : {})) {
       for (const n of r.untagged) ctx.out(`Untagged: ${n}`);
       for (const d of r.deleted) ctx.out(`Deleted: ${d}`);
     }

@@ -1,5 +1,5 @@
 import { isatty } from 'node:tty';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../index.js';
 import { defineCommand } from '../command.js';
 import type { CliContext } from '../context.js';
 import { parseDockerArgs, yargsOptions, type DockerFlag } from '../dockerflags.js';
@@ -98,15 +98,15 @@ async function runMain(ctx: CliContext, progressFlag: string): Promise<void> {
     const pull = async () => {
       // The CLI pulls (run/ does not depend on registry/); create itself never does.
       const { pull: pullImage } = await import('../../pull.js');
-      await pullImage(await ctx.store(), image, { signal: ctx.signal, onProgress: p.onProgress });
+      await pullImage(await (await ctx.berth()).store(), image, { signal: ctx.signal, onProgress: p.onProgress });
     };
     if (req.pull === 'always') await pull();
     try {
-      record = await containers.create(() => ctx.store(), opts);
+      record = await containers.create(async () => (await ctx.berth()).store(), opts);
     } catch (e) {
       if (req.pull !== 'missing' || !(e instanceof BerthError && e.code === 'NOT_FOUND' && /^no such image/.test(e.message))) throw e;
       await pull();
-      record = await containers.create(() => ctx.store(), opts);
+      record = await containers.create(async () => (await ctx.berth()).store(), opts);
     }
   } finally {
     p.done();

@@ -1,4 +1,4 @@
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../index.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { defineCommand } from '../command.js';
 
@@ -20,7 +20,7 @@ export default defineCommand<{ images: string[]; output?: string; format?: strin
     if (!argv.output && process.stdout.isTTY) {
       throw new BerthError('INVALID_ARGUMENT', 'refusing to write an archive to a terminal', { hint: 'use -o FILE or redirect standard output' });
     }
-    const store = await ctx.store();
+    const store = await (await ctx.berth()).store();
     const { saveImages, saveImagesToFile } = await import('../../import/save.js');
     const p = ctx.progress('save');
     const level = argv.compressionLevel;

@@ -5,11 +5,9 @@ export default defineCommand<{ containers: string[] }>({
   describe: 'Start stopped containers (detached)',
   builder: (y) => y.positional('containers', { type: 'string', array: true, demandOption: true }),
   async run(argv, ctx) {
-    const { Containers } = await import('../../run/containers.js');
-    const containers = await Containers.open(ctx.rootPath);
+    const berth = await ctx.berth();
     for (const c of argv.containers) {
-      const id = await containers.find(c);
-      await containers.startDetached(id);
+      await (await berth.container(c)).start();
       ctx.out(c);
     }
   },

@@ -1,4 +1,4 @@
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../index.js';
 import { defineCommand } from '../command.js';
 
 export default defineCommand<{ containers: string[]; time?: number; signal?: string }>({
@@ -11,15 +11,14 @@ export default defineCommand<{ containers: string[]; time?: number; signal?: str
       .option('signal', { alias: 's', type: 'string', describe: 'Signal to send first (default: the image StopSignal or SIGTERM)' }),
   async run(argv, ctx) {
     if (argv.time !== undefined && !Number.isFinite(argv.time)) throw new BerthError('INVALID_ARGUMENT', 'invalid --time', { hint: 'give a number of seconds' });
-    const { Containers } = await import('../../run/containers.js');
-    const containers = await Containers.open(ctx.rootPath);
+    const berth = await ctx.berth();
     let failed: unknown;
     await Promise.all(
       argv.containers.map(async (c) => {
         try {
-          const id = await containers.find(c);
+          const handle = await berth.container(c);
           try {
-            await containers.stop(id, { ...(argv.time !== undefined ? { timeout: argv.time } : {}), ...(argv.signal ? { signal: argv.signal } : {}) });
+            await handle.stop({ ...(argv.time !== undefined ? { timeout: argv.time } : {}), ...(argv.signal ? { stopSignal: argv.signal } : {}) });
           } catch (e) {
             // Found a moment ago and gone now: an --rm container that ended and was removed.
             if (!(e instanceof BerthError && e.code === 'NOT_FOUND')) throw e;

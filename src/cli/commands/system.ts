@@ -1,5 +1,4 @@
-import { checkStore, diskUsage } from '../../system.js';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../index.js';
 import { defineCommand, type BerthGroup } from '../command.js';
 import { FORMAT_OPTION, size } from '../format.js';
 import { renderRows } from '../gotemplate.js';
@@ -11,7 +10,7 @@ const df = defineCommand<{ format?: string }>({
   describe: 'Show disk usage of images, containers, snapshots and caches',
   builder: (y) => y.option('format', FORMAT_OPTION),
   async run(argv, ctx) {
-    const u = await diskUsage(await ctx.store());
+    const u = await (await ctx.berth()).diskUsage();
     if (argv.format === 'json') return ctx.json(u);
     const rows = [
       { Type: 'Images', TotalCount: String(u.images.count), Active: '', Size: size(u.images.size), Reclaimable: size(u.images.reclaimable) },
@@ -30,7 +29,7 @@ const checkCmd = defineCommand<{ format?: string }>({
   describe: 'Re-hash every blob and check that every image is whole',
   builder: (y) => y.option('format', { type: 'string', choices: ['text', 'json'] }),
   async run(argv, ctx) {
-    const r = await checkStore(await ctx.store(), { signal: ctx.signal });
+    const r = await (await ctx.berth()).check({ signal: ctx.signal });
     if (argv.format === 'json') ctx.json(r);
     else {
       for (const p of r.problems) ctx.out(`${p.digest ?? p.path}: ${p.problem}`);
