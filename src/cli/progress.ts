@@ -1,3 +1,4 @@
+import { size } from './format.js';
 import type { ProgressEvent } from '../index.js';
 
 export type ProgressMode = 'tty' | 'plain' | 'json' | 'none';
@@ -7,16 +8,7 @@ export function pickMode(requested: string | undefined, stream: NodeJS.WriteStre
   return stream.isTTY ? 'tty' : 'plain';
 }
 
-function human(n: number): string {
-  const u = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  while (n >= 1000 && i < u.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${n < 10 && i > 0 ? n.toFixed(2) : n < 100 && i > 0 ? n.toFixed(1) : Math.round(n)}${u[i]}`;
-}
-export { human as humanSize };
+export { size as humanSize };
 
 /**
  * Render progress events on stderr: bars on a TTY; in plain mode (also when stderr is not a
@@ -53,10 +45,10 @@ export function createProgress(mode: ProgressMode, label = '', stream: NodeJS.Wr
       const w = 30;
       const name = d.startsWith('sha256:') ? d.slice(7, 19) : d;
       if (b.state !== 'active') lines.push(`${name}: ${b.state}`);
-      else if (b.size <= 0) lines.push(`${name}: ${human(b.done)}`);
+      else if (b.size <= 0) lines.push(`${name}: ${size(b.done)}`);
       else {
         const frac = Math.min(1, b.done / b.size);
-        lines.push(`${name}: [${'='.repeat(Math.round(frac * w)).padEnd(w, ' ')}] ${human(b.done)}/${human(b.size)}`);
+        lines.push(`${name}: [${'='.repeat(Math.round(frac * w)).padEnd(w, ' ')}] ${size(b.done)}/${size(b.size)}`);
       }
     }
     const shown = lines.slice(-12);
@@ -66,7 +58,7 @@ export function createProgress(mode: ProgressMode, label = '', stream: NodeJS.Wr
   const plainLine = (final: boolean) => {
     const t = totals();
     if (t.count === 0) return '';
-    const bytes = t.unknown ? human(t.done) : `${human(t.done)}/${human(t.size)}`;
+    const bytes = t.unknown ? size(t.done) : `${size(t.done)}/${size(t.size)}`;
     return `${label ? label + ': ' : ''}${t.finished}/${t.count} blobs, ${bytes}${final ? ', done' : ''}`;
   };
   const plain = (force: boolean, final = false) => {

@@ -1,16 +1,8 @@
 import { parsePlatform } from '../../oci/platform.js';
 import { defineCommand } from '../command.js';
 import { registryFlags, registryOptions } from './pull.js';
+import { size } from '../format.js';
 
-function human(n: number): string {
-  const u = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  while (n >= 1000 && i < u.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${i === 0 ? n : n.toFixed(1)}${u[i]}`;
-}
 
 export default defineCommand<{
   source: string;
@@ -64,10 +56,10 @@ export default defineCommand<{
       p.done();
       if (argv.format === 'json') return ctx.json({ name: r.name ?? null, digest: r.root.digest, mediaType: r.root.mediaType, sent: r.sent, existing: r.existing, resumedBytes: r.resumedBytes, verified: r.verified, ...(r.unpacked ? { unpacked: r.unpacked } : {}) });
       if (argv.quiet) return ctx.out(r.root.digest);
-      const resumed = r.resumedBytes ? ` (${human(r.resumedBytes)} kept from an interrupted copy)` : '';
+      const resumed = r.resumedBytes ? ` (${size(r.resumedBytes)} kept from an interrupted copy)` : '';
       ctx.out(
         `Copied ${r.name ?? r.root.digest} to ${argv.destination}: digest ${r.root.digest}\n` +
-          `Sent ${r.sent.blobs} blob${r.sent.blobs === 1 ? '' : 's'} (${human(r.sent.bytes)})${resumed}, ${r.existing.blobs} already there (${human(r.existing.bytes)})${r.verified ? '; verified' : ''}` +
+          `Sent ${r.sent.blobs} blob${r.sent.blobs === 1 ? '' : 's'} (${size(r.sent.bytes)})${resumed}, ${r.existing.blobs} already there (${size(r.existing.bytes)})${r.verified ? '; verified' : ''}` +
           (r.unpacked ? `\nUnpacked for ${r.unpacked.snapshotter}: ${r.unpacked.applied} layer${r.unpacked.applied === 1 ? '' : 's'} applied, top snapshot ${r.unpacked.chainId}` : ''),
       );
     } catch (e) {
