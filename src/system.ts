@@ -7,9 +7,9 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { decompressStream } from './archive/compress.js';
 import { layerCompression } from './oci/mediatype.js';
-import { formatPlatform } from './oci/platform.js';
+import { Limiter } from './oci/limit.js';
+import { formatPlatform, hostPlatform } from './oci/platform.js';
 import { familiarName, familiarString, parseReference } from './oci/reference.js';
 import type { Descriptor, Digest, Platform } from './oci/types.js';
 import { walk } from './oci/walk.js';
@@ -105,6 +105,8 @@ export async function unpackedLayerSize(store: ContentStore, layer: Descriptor):
     await fh.close();
   }
   let n = 0;
+  // compress.js (zlib, the zstd child process) loads only when a size must be counted.
+  const { decompressStream } = await import('./archive/compress.js');
   const counted = await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), decompressStream(comp, `layer ${layer.digest}`), async function* (src: AsyncIterable<Buffer>) {
     for await (const c of src) n += c.length;
   }).then(
@@ -166,47 +168,93 @@ function matchesReference(name: string, patterns: readonly string[]): boolean {
 
 /** One row per tag and one per untagged image, for `berth images`; newest first. */
 export async function listImageSummaries(store: ContentStore, opts: ImageListOptions = {}): Promise<ImageSummary[]> {
-  const out: ImageSummary[] = [];
-  for (const e of await listImageEntries(store)) {
-    if (opts.dangling === true && e.name) continue;
-    if (opts.dangling === false && !e.name) continue;
-    if (opts.reference && (!e.name || !matchesReference(e.name, opts.reference))) continue;
-    let repository = e.name ?? '<none>';
-    let tag = '<none>';
-    if (e.name) {
-      try {
-        const ref = parseReference(e.name);
-        repository = familiarString({ domain: ref.domain, path: ref.path });
-        tag = ref.tag ?? '<none>';
-      } catch {
-        /* names written by other tools may not parse: show them as they are */
+  // Each row reads a few small files: overlap them (the listing's cost is their latency).
+  const limiter = new Limiter(16);
+  const entries = (await listImageEntries(store)).filter(
+    (e) => !(opts.dangling === true && e.name) && !(opts.dangling === false && !e.name) && !(opts.reference && (!e.name || !matchesReference(e.name, opts.reference))),
+  );
+  // What a row reads from its manifest, config and layers never changes for a root digest:
+  // remembered in one file, so a listing reads index.json and this file, not three per image.
+  const cachePath = join(store.root, 'sizes', 'summaries.json');
+  const host = formatPlatform(hostPlatform());
+  let cache: Record<string, CachedSummary> = {};
+  try {
+    const c = JSON.parse(await readFile(cachePath, 'utf8')) as { host?: string; rows?: Record<string, CachedSummary> };
+    if (c.host === host && c.rows && typeof c.rows === 'object') cache = c.rows;
+  } catch {
+    /* absent or damaged: rebuilt below */
+  }
+  let added = false;
+  const out = await Promise.all(
+    entries.map(async (e) => {
+      const hit = cache[e.desc.digest];
+      if (hit) return summaryFrom(e, hit);
+      const row = await limiter.run(() => summaryRow(store, e));
+      if (row.Platform !== undefined) {
+        cache[e.desc.digest] = { ID: row.ID, ...(row.CreatedAt ? { CreatedAt: row.CreatedAt } : {}), Platform: row.Platform, ContentSize: row.ContentSize, Size: row.Size };
+        added = true;
       }
-    }
-    const row: ImageSummary = {
-      ID: e.desc.digest,
-      Repository: repository,
-      Tag: tag,
-      Digest: e.desc.digest,
-      Size: e.desc.size,
-      ContentSize: e.desc.size,
-      ...(e.name ? { Name: e.name } : {}),
-      Dangling: !e.name,
-      MediaType: e.desc.mediaType,
-    };
-    try {
-      const v = await viewImage(store, e.desc);
-      row.ID = v.configDesc.digest;
-      if (v.config.created) row.CreatedAt = v.config.created;
-      row.Platform = formatPlatform({ os: v.config.os, architecture: v.config.architecture, ...(v.config.variant ? { variant: v.config.variant } : {}) });
-      row.ContentSize = (e.desc.digest === v.manifestDesc.digest ? 0 : e.desc.size) + v.manifestDesc.size + v.configDesc.size + v.manifest.layers.reduce((a, l) => a + l.size, 0);
-      row.Size = await imageUnpackedSize(store, v);
-    } catch {
-      /* an image of another platform only, or a broken one: listed with what is known */
-    }
-    out.push(row);
+      return row;
+    }),
+  );
+  if (added) {
+    const live = new Set(entries.map((e) => e.desc.digest as string));
+    const all = await listImageEntries(store).catch(() => entries);
+    for (const e of all) live.add(e.desc.digest);
+    const rows = Object.fromEntries(Object.entries(cache).filter(([d]) => live.has(d)));
+    await mkdir(join(store.root, 'sizes'), { recursive: true }).catch(() => {});
+    const tmp = `${cachePath}.tmp-${process.pid}`;
+    await writeFile(tmp, JSON.stringify({ host, rows })).then(() => rename(tmp, cachePath)).catch(() => {});
   }
   out.sort((a, b) => (b.CreatedAt ?? '').localeCompare(a.CreatedAt ?? '') || (a.Name ?? '\uffff').localeCompare(b.Name ?? '\uffff'));
   return out;
+}
+
+type Entry = Awaited<ReturnType<typeof listImageEntries>>[number];
+type CachedSummary = Pick<ImageSummary, 'ID' | 'CreatedAt' | 'Platform' | 'ContentSize' | 'Size'>;
+
+function baseRow(e: Entry): ImageSummary {
+  let repository = e.name ?? '<none>';
+  let tag = '<none>';
+  if (e.name) {
+    try {
+      const ref = parseReference(e.name);
+      repository = familiarString({ domain: ref.domain, path: ref.path });
+      tag = ref.tag ?? '<none>';
+    } catch {
+      /* names written by other tools may not parse: show them as they are */
+    }
+  }
+  return {
+    ID: e.desc.digest,
+    Repository: repository,
+    Tag: tag,
+    Digest: e.desc.digest,
+    Size: e.desc.size,
+    ContentSize: e.desc.size,
+    ...(e.name ? { Name: e.name } : {}),
+    Dangling: !e.name,
+    MediaType: e.desc.mediaType,
+  };
+}
+
+function summaryFrom(e: Entry, c: CachedSummary): ImageSummary {
+  return { ...baseRow(e), ID: c.ID, ...(c.CreatedAt ? { CreatedAt: c.CreatedAt } : {}), Platform: c.Platform, ContentSize: c.ContentSize, Size: c.Size };
+}
+
+async function summaryRow(store: ContentStore, e: Entry): Promise<ImageSummary> {
+  const row = baseRow(e);
+  try {
+    const v = await viewImage(store, e.desc);
+    row.ID = v.configDesc.digest;
+    if (v.config.created) row.CreatedAt = v.config.created;
+    row.Platform = formatPlatform({ os: v.config.os, architecture: v.config.architecture, ...(v.config.variant ? { variant: v.config.variant } : {}) });
+    row.ContentSize = (e.desc.digest === v.manifestDesc.digest ? 0 : e.desc.size) + v.manifestDesc.size + v.configDesc.size + v.manifest.layers.reduce((a, l) => a + l.size, 0);
+    row.Size = await imageUnpackedSize(store, v);
+  } catch {
+    /* an image of another platform only, or a broken one: listed with what is known */
+  }
+  return row;
 }
 
 /**

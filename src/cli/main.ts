@@ -7,6 +7,7 @@ import type { BerthCommand, BerthGroup } from './command.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
 import type { CliContext, GlobalArgs } from './context.js';
 import { createProgress, pickMode } from './progress.js';
+import { commandNames, quickParse } from './quickparse.js';
 
 function isGroup(m: BerthCommand<any> | BerthGroup): m is BerthGroup {
   return 'subcommands' in m;
@@ -189,6 +190,26 @@ export async function main(args: string[]): Promise<void> {
         return;
       }
     }
+    // Every other verb: its own builder's table, read without yargs when the words are plain.
+    const pre = plainGlobals(args.slice(0, Math.max(vi, 0)));
+    if (pre && mod && !split) {
+      const sub = isGroup(mod) ? mod.subcommands.find((c) => commandNames(c).includes(args[vi + 1] ?? '')) : mod;
+      const argv = sub && quickParse(sub, args.slice(vi + (isGroup(mod) ? 2 : 1)), isGroup(mod) ? [verb!, args[vi + 1]!] : [verb!], pre as Record<string, unknown>);
+      if (sub && argv) {
+        debug = !!argv.debug;
+        await sub.run(argv as never, ctxOf(argv as GlobalArgs));
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        return;
+      }
+    }
+    if (!verb && pre && (onlyGlobals(args) || (args.length === 1 && (args[0] === '--help' || args[0] === '-h')))) {
+      // `berth` and `berth --help`: the command list from the table, no command module, no yargs.
+      process.stdout.write(topHelp());
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      return;
+    }
   } catch (e) {
     process.exitCode = report(e, debug);
     process.off('SIGINT', onSignal);
@@ -244,4 +265,45 @@ export async function main(args: string[]): Promise<void> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** `berth --help`: the same text yargs prints for the top level, rendered from the command table. */
+function topHelp(): string {
+  const width = Math.min(110, process.stdout.columns || 100);
+  const wrap = (text: string, indent: number): string => {
+    const out: string[] = [];
+    let line = '';
+    for (const w of text.split(' ')) {
+      if (line && indent + line.length + 1 + w.length > width) {
+        out.push(line);
+        line = w;
+      } else line = line ? `${line} ${w}` : w;
+    }
+    out.push(line);
+    return out.join('\n' + ' '.repeat(indent));
+  };
+  const names = COMMANDS.map((c) => `berth ${c.name}`);
+  const col = Math.max(...names.map((n) => n.length)) + 2;
+  const cmds = COMMANDS.map((c, i) => `  ${names[i]!.padEnd(col)}${wrap(c.describe, col + 2)}`).join('\n');
+  const opts: [string, string, string][] = [
+    ['    --root', 'Store root (default: BERTH_ROOT, /var/lib/berth as root, else $XDG_DATA_HOME/berth)', '[string]'],
+    ['    --debug', 'Show stack traces and internal detail', '[boolean]'],
+    ['    --progress', 'Progress on stderr', `[choices: ${PROGRESS.map((p) => `"${p}"`).join(', ')}] [default: "auto"]`],
+    ['-v, --version', 'Show the version', '[boolean]'],
+    ['-h, --help', 'Show help', '[boolean]'],
+  ];
+  const ocol = Math.max(...opts.map((o) => o[0].length)) + 2;
+  const optText = opts
+    .map(([f, d, t]) => {
+      const body = wrap(d, ocol + 2);
+      const last = body.split('\n').pop()!;
+      const room = width - (body.includes('\n') ? last.length : ocol + 2 + last.length);
+      return `  ${f.padEnd(ocol)}${body}${room > t.length + 1 ? ' '.repeat(room - t.length) + t : `\n${' '.repeat(Math.max(0, width - t.length))}${t}`}`;
+    })
+    .join('\n');
+  return (
+    'berth: daemonless container images (build, load/save, pull/push, copy, run)\n\n' +
+    'Usage: berth [--root DIR] COMMAND\n\n' +
+    `Commands:\n${cmds}\n\nOptions:\n${optText}\n`
+  );
 }
