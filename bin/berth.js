@@ -1,4 +1,7 @@
 #!/usr/bin/env node
+// Node >= 22.1 keeps compiled code of berth's modules between runs (a no-op where it is absent).
+import module from 'node:module';
+module.enableCompileCache?.();
 // Fast path for --version: no module graph beyond this file.
 const args = process.argv.slice(2);
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {

@@ -669,8 +669,11 @@ export class Berth implements AsyncDisposable {
 
   /** Every container, newest first, with its status. */
   async containers(): Promise<ContainerInfo[]> {
-    const rt = await this.#runtime();
-    return rt.list();
+    if (this.#containers) return (await this.#containers).list();
+    // A listing reads records only: the runtime (runc, snapshots, bundles) is not loaded for it.
+    this.#check();
+    const { Records } = await import('./run/records.js');
+    return new Records(this.root).list();
   }
 
   /** docker's `ps -s`: each container's writable layer (`rw`) and whole root filesystem size, by ID. */
