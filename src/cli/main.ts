@@ -203,7 +203,8 @@ export async function main(args: string[]): Promise<void> {
         return;
       }
     }
-    if (!verb && pre && (onlyGlobals(args) || (args.length === 1 && (args[0] === '--help' || args[0] === '-h')))) {
+    const helpAt = args.findIndex((a) => a === '--help' || a === '-h');
+    if (!verb && (onlyGlobals(args) || (helpAt >= 0 && plainGlobals(args.filter((_a, i) => i !== helpAt)) && args.lastIndexOf('--help') === args.indexOf('--help')))) {
       // `berth` and `berth --help`: the command list from the table, no command module, no yargs.
       process.stdout.write(topHelp());
       process.off('SIGINT', onSignal);
