@@ -1,5 +1,5 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream, statSync, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, appendFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -157,6 +157,11 @@ export class ContentStore implements ContentSource, ContentTarget {
   /** Open (creating when needed) the store under `root`. */
   static async open(root: string): Promise<ContentStore> {
     const s = new ContentStore(root);
+    // An existing store (nearly every call): six stat calls, synchronous as each takes
+    // microseconds where the async path costs a thread-pool round trip per call (start time).
+    if ([s.blobsDir, s.ingestDir, s.locksDir, s.leasesDir].every((d) => statSync(d, { throwIfNoEntry: false })?.isDirectory()) && [join(s.contentDir, 'oci-layout'), s.indexPath].every((f) => statSync(f, { throwIfNoEntry: false })?.isFile())) {
+      return s;
+    }
     try {
       for (const d of [s.blobsDir, s.ingestDir, s.locksDir, s.leasesDir]) await mkdirp(d);
       await writeFile(join(s.contentDir, 'oci-layout'), OCI_LAYOUT, { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
