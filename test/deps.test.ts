@@ -94,7 +94,6 @@ describe('dependency rules (DESIGN.md)', () => {
       'cli/commands/load.ts': 'import/load, reference helpers',
       'cli/commands/ps.ts': 'oci/reference helpers (familiar image names for the IMAGE column)',
       'cli/commands/exec.ts': 'run/containers, run/spec',
-      'cli/commands/build.ts': 'build/index, build types',
       'cli/commands/version.ts': 'Runc and Buildctl versions',
     };
     const below = edges.filter((e) => e.from === 'cli' && e.to !== 'cli' && e.to !== 'index' && e.to !== 'berth');
