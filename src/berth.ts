@@ -167,6 +167,9 @@ export interface PullOptions extends RegistryCallOptions {
   allPlatforms?: boolean;
 }
 
+/** `copy` options: skopeo's (a platform as `os/arch[/variant]` or a Platform), containerd's address and unpack, registry settings. */
+export type CopyOptions = Omit<CopyImageOptions, 'store' | 'platform'> & RegistrySettings & { platform?: Platform | string };
+
 export interface PushOptions extends RegistryCallOptions {
   allPlatforms?: boolean;
   /** Upload blobs above this size in PATCH chunks of it (default 64 MiB). */
@@ -410,11 +413,12 @@ export class Berth implements AsyncDisposable {
    * `containerd:[NAMESPACE/]REF`, and a bare `REF` or `berth:REF` for this store. Only the blobs
    * the target lacks are sent.
    */
-  async copy(src: string, dst: string, opts: Omit<CopyImageOptions, 'store'> & RegistrySettings = {}): Promise<CopyImageResult> {
+  async copy(src: string, dst: string, opts: CopyOptions = {}): Promise<CopyImageResult> {
     const { copyImage } = await import('./transports/index.js');
-    const { insecureRegistries, caFiles, credentials, ...rest } = opts;
+    const { insecureRegistries, caFiles, credentials, platform: wanted, ...rest } = opts;
+    const platform = await this.#platform(wanted);
     const reg = await this.#registry({ ...(insecureRegistries ? { insecureRegistries } : {}), ...(caFiles ? { caFiles } : {}), ...(credentials ? { credentials } : {}) });
-    return copyImage(src, dst, { ...reg, ...rest, store: () => this.store() });
+    return copyImage(src, dst, { ...reg, ...rest, ...(platform ? { platform } : {}), store: () => this.store() });
   }
 
   /** Load every image of a docker-save or OCI archive (file, stream) or OCI layout directory. */

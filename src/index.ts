@@ -46,6 +46,7 @@ export type {
   LogEntry,
   Credentials,
   CopyImageOptions,
+  CopyOptions,
   CopyImageResult,
   BuildOptions,
   BuildRequest,
