@@ -187,17 +187,25 @@ export type LoadInput = string | Readable | { path: string } | { stream: Readabl
 export interface LoadOptions extends OpOptions {
   /** How errors name the input (default: the path, or "the input stream"). */
   what?: string;
-  platform?: Platform;
+  /** Load only this platform of multi-platform images: a Platform or `os/arch[/variant]`. */
+  platform?: Platform | string;
   allPlatforms?: boolean;
 }
 
-export interface SaveOptions extends OpOptions {
-  /** docker (default: the docker-save dual format) or oci (an oci-archive). */
-  format?: SaveFormat;
-  platform?: Platform;
+/** Compress plain layers (gzip or zstd, at `compressionLevel`: gzip 1-9, zstd 1-19). */
+export interface CompressionOptions {
+  compress?: 'gzip' | 'zstd';
+  compressionLevel?: number;
 }
 
-export interface ImportOptions extends OpOptions {
+export interface SaveOptions extends OpOptions, CompressionOptions {
+  /** docker (default: the docker-save dual format) or oci (an oci-archive). */
+  format?: SaveFormat;
+  /** Save only this platform of multi-platform images: a Platform or `os/arch[/variant]`. */
+  platform?: Platform | string;
+}
+
+export interface ImportOptions extends OpOptions, CompressionOptions {
   /** How errors name the input (default: the path, or "the input stream"). */
   what?: string;
   /** NAME[:TAG] to tag the image with. */
@@ -205,7 +213,8 @@ export interface ImportOptions extends OpOptions {
   /** docker --change instructions (CMD, ENTRYPOINT, ENV, ...). */
   changes?: readonly string[];
   message?: string;
-  platform?: Platform;
+  /** The image's platform: a Platform or `os/arch[/variant]` (default: this host's). */
+  platform?: Platform | string;
 }
 
 export interface PruneOptions extends OpOptions {
@@ -423,31 +432,35 @@ export class Berth implements AsyncDisposable {
 
   /** Load every image of a docker-save or OCI archive (file, stream) or OCI layout directory. */
   async load(input: LoadInput, opts: LoadOptions = {}): Promise<LoadResult> {
+    const platform = await this.#platform(opts.platform);
     const store = await this.store();
     const { loadArchive } = await import('./import/load.js');
     const src = typeof input === 'string' ? { path: input } : 'path' in input || 'dir' in input || 'stream' in input ? input : { stream: input as Readable };
     const what = opts.what ?? ('path' in src ? src.path : 'dir' in src ? src.dir : 'the input stream');
-    return loadArchive(store, src, { what, ...(opts.platform ? { platform: opts.platform } : {}), ...(opts.allPlatforms ? { allPlatforms: true } : {}), ...op(opts) });
+    return loadArchive(store, src, { what, ...(platform ? { platform } : {}), ...(opts.allPlatforms ? { allPlatforms: true } : {}), ...op(opts) });
   }
 
   /** Save images (names, IDs or digests) to a file path or a writable stream. */
   async save(refs: string | readonly string[], dest: string | Writable, opts: SaveOptions = {}): Promise<SaveResult> {
+    const platform = await this.#platform(opts.platform);
     const store = await this.store();
     const { saveImages, saveImagesToFile } = await import('./import/save.js');
     const list = typeof refs === 'string' ? [refs] : refs;
-    const o = { ...(opts.format ? { format: opts.format } : {}), ...(opts.platform ? { platform: opts.platform } : {}), ...op(opts) };
+    const o = { ...(opts.format ? { format: opts.format } : {}), ...(platform ? { platform } : {}), ...compression(opts), ...op(opts) };
     return typeof dest === 'string' ? saveImagesToFile(store, list, dest, o) : saveImages(store, list, dest, o);
   }
 
   /** Make a one-layer image from a root filesystem tarball (path or stream; plain, gzip or zstd). */
   async import(input: string | Readable, opts: ImportOptions = {}): Promise<ImportResult> {
+    const platform = await this.#platform(opts.platform);
     const store = await this.store();
     const { importRootfs } = await import('./import/rootfs.js');
     return importRootfs(store, typeof input === 'string' ? { path: input } : { stream: input }, opts.name, {
       what: opts.what ?? (typeof input === 'string' ? input : 'the input stream'),
       ...(opts.changes ? { changes: opts.changes } : {}),
       ...(opts.message !== undefined ? { message: opts.message } : {}),
-      ...(opts.platform ? { platform: opts.platform } : {}),
+      ...(platform ? { platform } : {}),
+      ...compression(opts),
       ...op(opts),
     });
   }
@@ -803,6 +816,11 @@ export class Berth implements AsyncDisposable {
 }
 
 // ---- helpers ----
+
+/** Only the defined compression options. */
+function compression(o: CompressionOptions): CompressionOptions {
+  return { ...(o.compress ? { compress: o.compress } : {}), ...(o.compressionLevel !== undefined ? { compressionLevel: o.compressionLevel } : {}) };
+}
 
 /** Only the defined parts of { signal, onProgress } (exact optional properties downstream). */
 function op(o: { signal?: AbortSignal | undefined; onProgress?: ((e: ProgressEvent) => void) | undefined }): OpOptions {

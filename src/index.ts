@@ -22,6 +22,7 @@ export type {
   LoadInput,
   LoadOptions,
   SaveOptions,
+  CompressionOptions,
   ImportOptions,
   PruneOptions,
   PruneResult,
