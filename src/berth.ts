@@ -24,7 +24,7 @@ import type { ContentStore } from './store/store.js';
 import type { ImageView } from './store/images.js';
 import type { GcResult, CheckResult } from './store/gc.js';
 import type { DiskUsage, SystemInfo, ImageSummary, ImageListOptions, RemoveImagesResult, HistoryEntry as ImageHistoryRow, PruneResult as ContentPruneResult } from './system.js';
-import type { LoadResult } from './import/load.js';
+import type { LoadResult as ArchiveLoadResult, LoadedImage as ArchiveImage } from './import/load.js';
 import type { SaveResult, SaveFormat } from './import/save.js';
 import type { ImportResult } from './import/rootfs.js';
 import type { Transport, Credentials } from './registry/index.js';
@@ -44,7 +44,7 @@ export type { ImageHistoryRow, ContentPruneResult, ContainerChange, CommitResult
 
 /** `commit` options; `epoch` may be given as SOURCE_DATE_EPOCH's text (checked: INVALID_ARGUMENT). */
 export type ContainerCommitOptions = Omit<CommitOptions, 'epoch'> & { epoch?: number | string };
-export type { ProgressEvent, OpOptions, ImageSummary, ImageListOptions, RemoveImagesResult, ImageView, GcResult, CheckResult, DiskUsage, SystemInfo, LoadResult, SaveResult, SaveFormat, ImportResult, PullResult, PushResult, ContainerInfo, ContainerRecord, LogEntry, Credentials };
+export type { ProgressEvent, OpOptions, ImageSummary, ImageListOptions, RemoveImagesResult, ImageView, GcResult, CheckResult, DiskUsage, SystemInfo, SaveResult, SaveFormat, ImportResult, PullResult, PushResult, ContainerInfo, ContainerRecord, LogEntry, Credentials };
 
 // ---- options ----
 
@@ -190,6 +190,17 @@ export interface LoadOptions extends OpOptions {
   /** Load only this platform of multi-platform images: a Platform or `os/arch[/variant]`. */
   platform?: Platform | string;
   allPlatforms?: boolean;
+}
+
+/** An image `load` stored: its full names and, as docker prints them, its familiar ones. */
+export interface LoadedImage extends ArchiveImage {
+  /** `names` as docker shows them (`busybox:latest` for `docker.io/library/busybox:latest`). */
+  familiarNames: string[];
+}
+
+/** What `load` stored (images), left out (skipped) and wrote. */
+export interface LoadResult extends Omit<ArchiveLoadResult, 'images'> {
+  images: LoadedImage[];
 }
 
 /** Compress plain layers (gzip or zstd, at `compressionLevel`: gzip 1-9, zstd 1-19). */
@@ -437,7 +448,9 @@ export class Berth implements AsyncDisposable {
     const { loadArchive } = await import('./import/load.js');
     const src = typeof input === 'string' ? { path: input } : 'path' in input || 'dir' in input || 'stream' in input ? input : { stream: input as Readable };
     const what = opts.what ?? ('path' in src ? src.path : 'dir' in src ? src.dir : 'the input stream');
-    return loadArchive(store, src, { what, ...(platform ? { platform } : {}), ...(opts.allPlatforms ? { allPlatforms: true } : {}), ...op(opts) });
+    const r = await loadArchive(store, src, { what, ...(platform ? { platform } : {}), ...(opts.allPlatforms ? { allPlatforms: true } : {}), ...op(opts) });
+    const { familiar } = await import('./oci/reference.js');
+    return { ...r, images: r.images.map((i) => ({ ...i, familiarNames: i.names.map(familiar) })) };
   }
 
   /** Save images (names, IDs or digests) to a file path or a writable stream. */

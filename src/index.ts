@@ -37,6 +37,7 @@ export type {
   DiskUsage,
   SystemInfo,
   LoadResult,
+  LoadedImage,
   SaveResult,
   SaveFormat,
   ImportResult,
