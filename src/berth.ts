@@ -250,6 +250,12 @@ export interface PruneResult {
   snapshots: string[];
 }
 
+/** A container as `containers()` lists it. */
+export interface ContainerSummary extends ContainerInfo {
+  /** Its image as docker's ps shows it: the familiar name (`busybox:latest`), or a short ID when it was given by ID or digest. */
+  image: string;
+}
+
 // ---- handles ----
 
 /** An image in the store, found by name, ID (config digest or a 12+ hex prefix) or digest. */
@@ -697,10 +703,14 @@ export class Berth implements AsyncDisposable {
     return this.#handle(rt, id, info.record.name);
   }
 
-  /** Every container, newest first, with its status. */
-  async containers(): Promise<ContainerInfo[]> {
+  /** Every container, newest first, with its status and its image as docker's ps shows it. */
+  async containers(): Promise<ContainerSummary[]> {
     const rt = await this.#runtime();
-    return rt.list();
+    const { familiar, looksLikeDigest } = await import('./oci/reference.js');
+    return (await rt.list()).map((c) => {
+      const { name, ref } = c.record.image;
+      return { ...c, image: looksLikeDigest(ref) ? ref.replace(/^sha256:/, '').slice(0, 12) : familiar(name ?? ref) };
+    });
   }
 
   /** docker's `ps -s`: each container's writable layer (`rw`) and whole root filesystem size, by ID. */

@@ -44,6 +44,7 @@ export type {
   PullResult,
   PushResult,
   ContainerInfo,
+  ContainerSummary,
   ContainerRecord,
   LogEntry,
   Credentials,

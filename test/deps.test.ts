@@ -88,7 +88,6 @@ describe('dependency rules (DESIGN.md)', () => {
     const PENDING: Record<string, string> = {
       'cli/main.ts': 'resolveRoot for ctx.rootPath (used by the container verbs below)',
       'cli/commands/run.ts': 'run/options, run/containers, pull',
-      'cli/commands/ps.ts': 'oci/reference helpers (familiar image names for the IMAGE column)',
       'cli/commands/exec.ts': 'run/containers, run/spec',
       'cli/commands/version.ts': 'Runc and Buildctl versions',
     };
