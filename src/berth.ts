@@ -308,6 +308,16 @@ export interface ContainerHandle {
   commit(opts?: ContainerCommitOptions): Promise<CommitResult>;
 }
 
+/** `versions()`: what `berth version` prints. */
+export interface Versions {
+  berth: string;
+  node: string;
+  /** runc's version, or null when it is not found. */
+  runc: string | null;
+  /** buildctl's version line, or null when it is not found. */
+  buildctl: string | null;
+}
+
 // ---- the facade ----
 
 /** Open berth on a root. Cheap: nothing is read or loaded until a verb needs it. */
@@ -816,6 +826,17 @@ export class Berth implements AsyncDisposable {
   async check(opts: { signal?: AbortSignal } = {}): Promise<CheckResult> {
     const { checkStore } = await import('./system.js');
     return checkStore(await this.store(), opts);
+  }
+
+  /** The versions of berth, Node, runc (this Berth's) and buildctl; null for a binary that is not found. Reads no store. */
+  async versions(opts: { signal?: AbortSignal } = {}): Promise<Versions> {
+    this.#check();
+    const [{ Runc }, { Buildctl }, { readFile }, { join }] = await Promise.all([import('./run/runc.js'), import('./build/buildctl.js'), import('node:fs/promises'), import('node:path')]);
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const runc = await new Runc({ ...(this.#opts.runc ? { binary: this.#opts.runc } : {}), root: join(this.root, 'runc') })
+      .version()
+      .catch(() => undefined);
+    return { berth: pkg.version, node: process.version, runc: runc?.version ?? null, buildctl: (await new Buildctl().version(opts.signal)) ?? null };
   }
 
   /** Where the store is, how big, and which runtimes were found. */

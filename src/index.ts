@@ -36,6 +36,7 @@ export type {
   CheckResult,
   DiskUsage,
   SystemInfo,
+  Versions,
   LoadResult,
   LoadedImage,
   SaveResult,
