@@ -109,9 +109,18 @@ export interface ContainerOptions extends OpOptions {
   /** Keep stdin open: 'inherit' gives the container this process's stdin. Default 'ignore'. */
   stdin?: 'inherit' | 'ignore';
   pull?: PullPolicy;
-  /** Platform of the image to pull (default: this host). */
-  platform?: Platform;
+  /** Platform of the image to pull: a Platform or `os/arch[/variant]` (default: this host's). */
+  platform?: Platform | string;
+  /** Told what the user should hear about but that does not stop the call (an old runc, the first time it is seen). */
+  onWarning?: (message: string) => void;
 }
+
+/**
+ * Called once runc was spawned, before the process starts, with a function that hands runc a
+ * signal, which runc forwards to the process (runc's own SIGKILL cannot be forwarded). A CLI
+ * in the foreground passes on SIGINT, SIGTERM, SIGHUP... with it, as docker's attached run does.
+ */
+export type ForwardSignals = (forward: (signal: NodeJS.Signals) => void) => void;
 
 export interface RunOptions extends ContainerOptions {
   /** Default 'pipe': the output is collected and returned as a string ('inherit' with tty). */
@@ -123,6 +132,7 @@ export interface RunOptions extends ContainerOptions {
    * (default SIGKILL, through `runc kill`). A CLI uses it to forward SIGINT/SIGTERM.
    */
   onStart?: (started: { containerId: string; pid: number; kill: (signal?: NodeJS.Signals) => void }) => void;
+  forwardSignals?: ForwardSignals;
 }
 
 /**
@@ -154,6 +164,7 @@ export interface ExecOptions {
   signal?: AbortSignal;
   /** Called once the process was spawned, with a function that sends it a signal (default SIGTERM; runc forwards it). */
   onStart?: (started: { kill: (signal?: NodeJS.Signals) => void }) => void;
+  forwardSignals?: ForwardSignals;
 }
 
 export interface RegistryCallOptions extends OpOptions, RegistrySettings {
@@ -608,26 +619,30 @@ export class Berth implements AsyncDisposable {
 
   // ---- containers ----
 
-  /** Make sure `image` is in the store as `policy` says; pulls when it must. */
-  async #ensureImage(image: string, o: ContainerOptions): Promise<void> {
+  /**
+   * Create the container, pulling the image as `pull` says. With `missing`, create is tried
+   * first: a warm create (the image resolved and unpacked by an earlier run) never opens the
+   * store, so `berth run` starts as fast as the run room allows; NOT_FOUND pulls and tries again.
+   */
+  async #newContainer(image: string, cmd: readonly string[] | undefined, o: ContainerOptions): Promise<{ rt: Containers; record: ContainerRecord }> {
     const policy = o.pull ?? 'missing';
     if (!['missing', 'never', 'always'].includes(policy)) {
       throw new BerthError('INVALID_ARGUMENT', `invalid pull policy ${JSON.stringify(policy)}`, { hint: 'use missing, never or always' });
     }
-    if (policy === 'never') return; // create reports NOT_FOUND
-    if (policy === 'missing') {
-      const store = await this.store();
-      const { findImage } = await import('./store/images.js');
-      const present = await findImage(store, image).then(
-        () => true,
-        (e: unknown) => {
-          if (isBerthError(e, 'NOT_FOUND')) return false;
-          throw e;
-        },
-      );
-      if (present) return;
+    const co = await this.#createOptions(image, cmd, o);
+    const rt = await this.#runtime();
+    const v = await rt.checkRunc();
+    if (v.fresh && v.warning) o.onWarning?.(v.warning);
+    const store = () => this.store();
+    const pull = () => this.pull(image, { ...(o.platform ? { platform: o.platform } : {}), ...op(o) });
+    if (policy === 'always') await pull();
+    try {
+      return { rt, record: await rt.create(store, co) };
+    } catch (e) {
+      if (policy !== 'missing' || !(isBerthError(e, 'NOT_FOUND') && /^no such image/.test(e.message))) throw e;
     }
-    await this.pull(image, { ...(o.platform ? { platform: o.platform } : {}), ...op(o) });
+    await pull();
+    return { rt, record: await rt.create(store, co) };
   }
 
   /** Translate facade options into the run room's CreateOptions (validation stays there). */
@@ -638,12 +653,15 @@ export class Berth implements AsyncDisposable {
       const { readFile } = await import('node:fs/promises');
       for (const f of o.envFiles) {
         const text = await readFile(f, 'utf8').catch((e: unknown) => {
-          throw new BerthError('INVALID_ARGUMENT', `cannot read env file ${f}`, { cause: e, hint: 'check the path' });
+          throw new BerthError('INVALID_ARGUMENT', `cannot read --env-file ${f}`, { cause: e, hint: 'check the path' });
         });
         env.push(...spec.parseEnvFile(text));
       }
     }
     env.push(...envList(o.env, spec.parseEnvFlags));
+    if (o.network !== undefined && !['private', 'host', 'none'].includes(o.network)) {
+      throw new BerthError('INVALID_ARGUMENT', `unsupported network ${JSON.stringify(o.network)}`, { hint: 'use private (the default: loopback only), host or none' });
+    }
     return {
       image,
       ...(cmd && cmd.length > 0 ? { cmd: [...cmd] } : {}),
@@ -657,7 +675,7 @@ export class Berth implements AsyncDisposable {
       readOnly: !!o.readOnly,
       ...(o.network ? { network: o.network } : {}),
       ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
-      ...(o.memory !== undefined ? { memory: typeof o.memory === 'number' ? o.memory : spec.parseBytes(o.memory, 'memory') } : {}),
+      ...(o.memory !== undefined ? { memory: typeof o.memory === 'number' ? o.memory : spec.parseBytes(o.memory) } : {}),
       ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
       ...(o.pidsLimit !== undefined ? { pidsLimit: o.pidsLimit } : {}),
       capAdd: [...(o.capAdd ?? [])],
@@ -674,10 +692,7 @@ export class Berth implements AsyncDisposable {
 
   /** Create a container (pulling the image as `pull` says) without starting it. */
   async create(image: string, cmd?: readonly string[], opts: ContainerOptions = {}): Promise<ContainerHandle> {
-    const rt = await this.#runtime();
-    const store = await this.store();
-    await this.#ensureImage(image, opts);
-    const record = await rt.create(store, await this.#createOptions(image, cmd, opts));
+    const { rt, record } = await this.#newContainer(image, cmd, opts);
     return this.#handle(rt, record.id, record.name);
   }
 
@@ -689,19 +704,24 @@ export class Berth implements AsyncDisposable {
    */
   async run(image: string, cmd?: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     checkStdio(opts); // before anything is created
-    const rt = await this.#runtime();
-    const store = await this.store();
-    await this.#ensureImage(image, opts);
-    const record = await rt.create(store, await this.#createOptions(image, cmd, opts));
+    const { rt, record } = await this.#newContainer(image, cmd, opts);
     const id = record.id;
     // Signals go to the container's init through `runc kill` (SIGKILL included, which runc
     // itself could not forward); abort kills every process of the container.
     const signalIt = (sig: NodeJS.Signals) => rt.kill(id, sig).catch(() => {});
+    let supervising = false;
     const res = await supervised(
       opts,
-      (io) => rt.supervise(id, { ...io, onStarted: (pid) => opts.onStart?.({ containerId: id, pid, kill: (s) => void signalIt(s ?? 'SIGKILL') }) }),
+      (io) => {
+        supervising = true;
+        return rt.supervise(id, { ...io, onStarted: (pid) => opts.onStart?.({ containerId: id, pid, kill: (s) => void signalIt(s ?? 'SIGKILL') }) });
+      },
       (forward) => void rt.kill(id, 'SIGKILL', { all: true }).catch(() => forward('SIGKILL')), // not started yet: stop runc
-    );
+    ).catch(async (e: unknown) => {
+      // Aborted between create and start: an `rm` container goes (supervise removes the others' leftovers itself).
+      if (!supervising && opts.rm) await rt.remove(id, { force: true }).catch(() => {});
+      throw e;
+    });
     return { ...res, containerId: id };
   }
 
@@ -908,7 +928,7 @@ async function output(o: Output | undefined, ours: NodeJS.WritableStream): Promi
  * handling; the run room does the work through the SuperviseIO it is given.
  */
 async function supervised(
-  o: { stdin?: 'inherit' | 'ignore'; stdout?: Output; stderr?: Output; tty?: boolean; signal?: AbortSignal },
+  o: { stdin?: 'inherit' | 'ignore'; stdout?: Output; stderr?: Output; tty?: boolean; signal?: AbortSignal; forwardSignals?: ForwardSignals },
   fn: (io: SuperviseIO) => Promise<number>,
   stop: (forward: (s: NodeJS.Signals) => void) => void,
 ): Promise<ProcessResult> {
@@ -931,6 +951,7 @@ async function supervised(
       ...(err.stream ? { stderr: err.stream } : {}),
       forwardSignals: (f) => {
         forward = f;
+        o.forwardSignals?.(f);
         if (killed) stop(f);
       },
     });

@@ -16,6 +16,7 @@ export type {
   RunResult,
   ProcessResult,
   ExecOptions,
+  ForwardSignals,
   RegistryCallOptions,
   PullOptions,
   PushOptions,

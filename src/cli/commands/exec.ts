@@ -44,25 +44,18 @@ export default defineCommand({
     if (f.detach) throw new BerthError('UNSUPPORTED', 'exec -d is not supported yet', { hint: 'run the command in the foreground' });
     const tty = !!f.tty;
     if (tty && !isatty(0)) throw new BerthError('INVALID_ARGUMENT', 'the input device is not a TTY', { hint: 'drop -t, or run berth from a terminal' });
-    const { parseEnvFlags } = await import('../../run/spec.js');
-    const { Containers } = await import('../../run/containers.js');
-    const containers = await Containers.open(ctx.rootPath);
-    const id = await containers.find(target);
-    const code = await foreground(
-      (io) =>
-        containers.exec(
-          id,
-          {
-            args: rest,
-            env: parseEnvFlags((f.env as string[] | undefined) ?? []),
-            ...(f.workdir !== undefined ? { workdir: f.workdir as string } : {}),
-            ...(f.user !== undefined ? { user: f.user as string } : {}),
-            tty,
-            interactive: !!f.interactive,
-          },
-          io,
-        ),
-      { tty, interactive: !!f.interactive },
+    const container = await (await ctx.berth()).container(target);
+    const { exitCode: code } = await foreground((forwardSignals) =>
+      container.exec(rest, {
+        env: (f.env as string[] | undefined) ?? [],
+        ...(f.workdir !== undefined ? { workdir: f.workdir as string } : {}),
+        ...(f.user !== undefined ? { user: f.user as string } : {}),
+        tty,
+        stdin: f.interactive ? 'inherit' : 'ignore',
+        stdout: 'inherit',
+        stderr: 'inherit',
+        forwardSignals,
+      }),
     );
     ctx.setExitCode(code);
   },
