@@ -111,7 +111,7 @@ export interface ContainerOptions extends OpOptions {
   pull?: PullPolicy;
   /** Platform of the image to pull: a Platform or `os/arch[/variant]` (default: this host's). */
   platform?: Platform | string;
-  /** Told what the user should hear about but that does not stop the call (an old runc, the first time it is seen). */
+  /** Told what the user should hear about but that does not stop the call (an old runc: the first time this root sees it, once per Berth). */
   onWarning?: (message: string) => void;
 }
 
@@ -346,6 +346,7 @@ export class Berth implements AsyncDisposable {
   #store: Promise<ContentStore> | undefined;
   #containers: Promise<Containers> | undefined;
   #transport: Promise<Transport> | undefined;
+  #runcWarned = false;
 
   /** @internal use openBerth() */
   constructor(root: string, opts: OpenOptions) {
@@ -632,7 +633,10 @@ export class Berth implements AsyncDisposable {
     const co = await this.#createOptions(image, cmd, o);
     const rt = await this.#runtime();
     const v = await rt.checkRunc();
-    if (v.fresh && v.warning) o.onWarning?.(v.warning);
+    if (v.fresh && v.warning && o.onWarning && !this.#runcWarned) {
+      this.#runcWarned = true; // once: the run room's check is cached for this Berth's life
+      o.onWarning(v.warning);
+    }
     const store = () => this.store();
     const pull = () => this.pull(image, { ...(o.platform ? { platform: o.platform } : {}), ...op(o) });
     if (policy === 'always') await pull();
