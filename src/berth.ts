@@ -154,6 +154,8 @@ export interface RunResult extends ProcessResult {
 
 export interface ExecOptions {
   env?: readonly string[] | Readonly<Record<string, string>>;
+  /** docker --env-file files (read here, same syntax as docker), before `env`. */
+  envFiles?: readonly string[];
   workdir?: string;
   user?: string;
   tty?: boolean;
@@ -652,17 +654,7 @@ export class Berth implements AsyncDisposable {
   /** Translate facade options into the run room's CreateOptions (validation stays there). */
   async #createOptions(image: string, cmd: readonly string[] | undefined, o: ContainerOptions) {
     const spec = await import('./run/spec.js');
-    const env: string[] = [];
-    if (o.envFiles?.length) {
-      const { readFile } = await import('node:fs/promises');
-      for (const f of o.envFiles) {
-        const text = await readFile(f, 'utf8').catch((e: unknown) => {
-          throw new BerthError('INVALID_ARGUMENT', `cannot read --env-file ${f}`, { cause: e, hint: 'check the path' });
-        });
-        env.push(...spec.parseEnvFile(text));
-      }
-    }
-    env.push(...envList(o.env, spec.parseEnvFlags));
+    const env = await environment(o, spec);
     if (o.network !== undefined && !['private', 'host', 'none'].includes(o.network)) {
       throw new BerthError('INVALID_ARGUMENT', `unsupported network ${JSON.stringify(o.network)}`, { hint: 'use private (the default: loopback only), host or none' });
     }
@@ -785,7 +777,7 @@ export class Berth implements AsyncDisposable {
         const spec = await import('./run/spec.js');
         const eo = {
           args: [...cmd],
-          env: envList(o.env, spec.parseEnvFlags),
+          env: await environment(o, spec),
           ...(o.workdir !== undefined ? { workdir: o.workdir } : {}),
           ...(o.user !== undefined ? { user: o.user } : {}),
           tty: !!o.tty,
@@ -893,6 +885,22 @@ function compression(o: CompressionOptions): CompressionOptions {
 /** Only the defined parts of { signal, onProgress } (exact optional properties downstream). */
 function op(o: { signal?: AbortSignal | undefined; onProgress?: ((e: ProgressEvent) => void) | undefined }): OpOptions {
   return { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) };
+}
+
+/** `envFiles` (read and parsed as docker does) and then `env`, as `KEY=VALUE` strings. */
+async function environment(o: { env?: ContainerOptions['env']; envFiles?: readonly string[] }, spec: typeof import('./run/spec.js')): Promise<string[]> {
+  const env: string[] = [];
+  if (o.envFiles?.length) {
+    const { readFile } = await import('node:fs/promises');
+    for (const f of o.envFiles) {
+      const text = await readFile(f, 'utf8').catch((e: unknown) => {
+        throw new BerthError('INVALID_ARGUMENT', `cannot read --env-file ${f}`, { cause: e, hint: 'check the path' });
+      });
+      env.push(...spec.parseEnvFile(text));
+    }
+  }
+  env.push(...envList(o.env, spec.parseEnvFlags));
+  return env;
 }
 
 function envList(env: ContainerOptions['env'], parse: (flags: readonly string[]) => string[]): string[] {

@@ -167,6 +167,9 @@ describe.skipIf(!isRoot)('Berth: run/create/exec hooks on runc', () => {
     const x = await c.exec(['sleep', '30'], { forwardSignals: (f) => ((fwd = f), setTimeout(() => f('SIGTERM'), 100)) });
     expect(fwd).toBeTypeOf('function');
     expect(x.exitCode).toBe(128 + 15);
+    const envFile = join(dir, 'exec-env.list');
+    await writeFile(envFile, 'B=from-file\nC=file\n');
+    expect((await c.exec(['sh', '-c', 'echo $B $C'], { envFiles: [envFile], env: { C: 'record' } })).stdout).toBe('from-file record\n');
     await c.remove({ force: true });
   });
 

@@ -10,6 +10,7 @@ export const EXEC_FLAGS: readonly DockerFlag[] = [
   { name: 'tty', alias: 't', type: 'boolean', description: 'Allocate a terminal' },
   { name: 'detach', alias: 'd', type: 'boolean', description: 'Detached mode (not supported yet)' },
   { name: 'env', alias: 'e', type: 'string', repeatable: true, description: 'Set NAME=VALUE' },
+  { name: 'env-file', type: 'string', repeatable: true, description: 'Read environment variables from a file' },
   { name: 'workdir', alias: 'w', type: 'string', description: 'Working directory (never under /proc)' },
   { name: 'user', alias: 'u', type: 'string', description: 'name|uid[:group|gid]' },
 ];
@@ -48,6 +49,7 @@ export default defineCommand({
     const { exitCode: code } = await foreground((forwardSignals) =>
       container.exec(rest, {
         env: (f.env as string[] | undefined) ?? [],
+        envFiles: (f['env-file'] as string[] | undefined) ?? [],
         ...(f.workdir !== undefined ? { workdir: f.workdir as string } : {}),
         ...(f.user !== undefined ? { user: f.user as string } : {}),
         tty,
