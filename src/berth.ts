@@ -24,7 +24,7 @@ import type { ContentStore } from './store/store.js';
 import type { ImageView } from './store/images.js';
 import type { GcResult, CheckResult } from './store/gc.js';
 import type { DiskUsage, SystemInfo, ImageSummary, ImageListOptions, RemoveImagesResult, HistoryEntry as ImageHistoryRow, PruneResult as ContentPruneResult } from './system.js';
-import type { LoadResult } from './import/load.js';
+import type { LoadResult as ArchiveLoadResult, LoadedImage as ArchiveImage } from './import/load.js';
 import type { SaveResult, SaveFormat } from './import/save.js';
 import type { ImportResult } from './import/rootfs.js';
 import type { Transport, Credentials } from './registry/index.js';
@@ -44,7 +44,7 @@ export type { ImageHistoryRow, ContentPruneResult, ContainerChange, CommitResult
 
 /** `commit` options; `epoch` may be given as SOURCE_DATE_EPOCH's text (checked: INVALID_ARGUMENT). */
 export type ContainerCommitOptions = Omit<CommitOptions, 'epoch'> & { epoch?: number | string };
-export type { ProgressEvent, OpOptions, ImageSummary, ImageListOptions, RemoveImagesResult, ImageView, GcResult, CheckResult, DiskUsage, SystemInfo, LoadResult, SaveResult, SaveFormat, ImportResult, PullResult, PushResult, ContainerInfo, ContainerRecord, LogEntry, Credentials };
+export type { ProgressEvent, OpOptions, ImageSummary, ImageListOptions, RemoveImagesResult, ImageView, GcResult, CheckResult, DiskUsage, SystemInfo, SaveResult, SaveFormat, ImportResult, PullResult, PushResult, ContainerInfo, ContainerRecord, LogEntry, Credentials };
 
 // ---- options ----
 
@@ -109,9 +109,18 @@ export interface ContainerOptions extends OpOptions {
   /** Keep stdin open: 'inherit' gives the container this process's stdin. Default 'ignore'. */
   stdin?: 'inherit' | 'ignore';
   pull?: PullPolicy;
-  /** Platform of the image to pull (default: this host). */
-  platform?: Platform;
+  /** Platform of the image to pull: a Platform or `os/arch[/variant]` (default: this host's). */
+  platform?: Platform | string;
+  /** Told what the user should hear about but that does not stop the call (an old runc: the first time this root sees it, once per Berth). */
+  onWarning?: (message: string) => void;
 }
+
+/**
+ * Called once runc was spawned, before the process starts, with a function that hands runc a
+ * signal, which runc forwards to the process (runc's own SIGKILL cannot be forwarded). A CLI
+ * in the foreground passes on SIGINT, SIGTERM, SIGHUP... with it, as docker's attached run does.
+ */
+export type ForwardSignals = (forward: (signal: NodeJS.Signals) => void) => void;
 
 export interface RunOptions extends ContainerOptions {
   /** Default 'pipe': the output is collected and returned as a string ('inherit' with tty). */
@@ -123,6 +132,7 @@ export interface RunOptions extends ContainerOptions {
    * (default SIGKILL, through `runc kill`). A CLI uses it to forward SIGINT/SIGTERM.
    */
   onStart?: (started: { containerId: string; pid: number; kill: (signal?: NodeJS.Signals) => void }) => void;
+  forwardSignals?: ForwardSignals;
 }
 
 /**
@@ -144,6 +154,8 @@ export interface RunResult extends ProcessResult {
 
 export interface ExecOptions {
   env?: readonly string[] | Readonly<Record<string, string>>;
+  /** docker --env-file files (read here, same syntax as docker), before `env`. */
+  envFiles?: readonly string[];
   workdir?: string;
   user?: string;
   tty?: boolean;
@@ -154,6 +166,7 @@ export interface ExecOptions {
   signal?: AbortSignal;
   /** Called once the process was spawned, with a function that sends it a signal (default SIGTERM; runc forwards it). */
   onStart?: (started: { kill: (signal?: NodeJS.Signals) => void }) => void;
+  forwardSignals?: ForwardSignals;
 }
 
 export interface RegistryCallOptions extends OpOptions, RegistrySettings {
@@ -166,6 +179,9 @@ export interface PullOptions extends RegistryCallOptions {
   platform?: Platform | string;
   allPlatforms?: boolean;
 }
+
+/** `copy` options: skopeo's (a platform as `os/arch[/variant]` or a Platform), containerd's address and unpack, registry settings. */
+export type CopyOptions = Omit<CopyImageOptions, 'store' | 'platform'> & RegistrySettings & { platform?: Platform | string };
 
 export interface PushOptions extends RegistryCallOptions {
   allPlatforms?: boolean;
@@ -184,17 +200,36 @@ export type LoadInput = string | Readable | { path: string } | { stream: Readabl
 export interface LoadOptions extends OpOptions {
   /** How errors name the input (default: the path, or "the input stream"). */
   what?: string;
-  platform?: Platform;
+  /** Load only this platform of multi-platform images: a Platform or `os/arch[/variant]`. */
+  platform?: Platform | string;
   allPlatforms?: boolean;
 }
 
-export interface SaveOptions extends OpOptions {
-  /** docker (default: the docker-save dual format) or oci (an oci-archive). */
-  format?: SaveFormat;
-  platform?: Platform;
+/** An image `load` stored: its full names and, as docker prints them, its familiar ones. */
+export interface LoadedImage extends ArchiveImage {
+  /** `names` as docker shows them (`busybox:latest` for `docker.io/library/busybox:latest`). */
+  familiarNames: string[];
 }
 
-export interface ImportOptions extends OpOptions {
+/** What `load` stored (images), left out (skipped) and wrote. */
+export interface LoadResult extends Omit<ArchiveLoadResult, 'images'> {
+  images: LoadedImage[];
+}
+
+/** Compress plain layers (gzip or zstd, at `compressionLevel`: gzip 1-9, zstd 1-19). */
+export interface CompressionOptions {
+  compress?: 'gzip' | 'zstd';
+  compressionLevel?: number;
+}
+
+export interface SaveOptions extends OpOptions, CompressionOptions {
+  /** docker (default: the docker-save dual format) or oci (an oci-archive). */
+  format?: SaveFormat;
+  /** Save only this platform of multi-platform images: a Platform or `os/arch[/variant]`. */
+  platform?: Platform | string;
+}
+
+export interface ImportOptions extends OpOptions, CompressionOptions {
   /** How errors name the input (default: the path, or "the input stream"). */
   what?: string;
   /** NAME[:TAG] to tag the image with. */
@@ -202,7 +237,8 @@ export interface ImportOptions extends OpOptions {
   /** docker --change instructions (CMD, ENTRYPOINT, ENV, ...). */
   changes?: readonly string[];
   message?: string;
-  platform?: Platform;
+  /** The image's platform: a Platform or `os/arch[/variant]` (default: this host's). */
+  platform?: Platform | string;
 }
 
 export interface PruneOptions extends OpOptions {
@@ -225,6 +261,12 @@ export interface PruneResult {
   bytes: number;
   /** Unpacked layers (chain ids) removed. */
   snapshots: string[];
+}
+
+/** A container as `containers()` lists it. */
+export interface ContainerSummary extends ContainerInfo {
+  /** Its image as docker's ps shows it: the familiar name (`busybox:latest`), or a short ID when it was given by ID or digest. */
+  image: string;
 }
 
 // ---- handles ----
@@ -279,6 +321,16 @@ export interface ContainerHandle {
   commit(opts?: ContainerCommitOptions): Promise<CommitResult>;
 }
 
+/** `versions()`: what `berth version` prints. */
+export interface Versions {
+  berth: string;
+  node: string;
+  /** runc's version, or null when it is not found. */
+  runc: string | null;
+  /** buildctl's version line, or null when it is not found. */
+  buildctl: string | null;
+}
+
 // ---- the facade ----
 
 /** Open berth on a root. Cheap: nothing is read or loaded until a verb needs it. */
@@ -296,6 +348,7 @@ export class Berth implements AsyncDisposable {
   #store: Promise<ContentStore> | undefined;
   #containers: Promise<Containers> | undefined;
   #transport: Promise<Transport> | undefined;
+  #runcWarned = false;
 
   /** @internal use openBerth() */
   constructor(root: string, opts: OpenOptions) {
@@ -410,40 +463,47 @@ export class Berth implements AsyncDisposable {
    * `containerd:[NAMESPACE/]REF`, and a bare `REF` or `berth:REF` for this store. Only the blobs
    * the target lacks are sent.
    */
-  async copy(src: string, dst: string, opts: Omit<CopyImageOptions, 'store'> & RegistrySettings = {}): Promise<CopyImageResult> {
+  async copy(src: string, dst: string, opts: CopyOptions = {}): Promise<CopyImageResult> {
     const { copyImage } = await import('./transports/index.js');
-    const { insecureRegistries, caFiles, credentials, ...rest } = opts;
+    const { insecureRegistries, caFiles, credentials, platform: wanted, ...rest } = opts;
+    const platform = await this.#platform(wanted);
     const reg = await this.#registry({ ...(insecureRegistries ? { insecureRegistries } : {}), ...(caFiles ? { caFiles } : {}), ...(credentials ? { credentials } : {}) });
-    return copyImage(src, dst, { ...reg, ...rest, store: () => this.store() });
+    return copyImage(src, dst, { ...reg, ...rest, ...(platform ? { platform } : {}), store: () => this.store() });
   }
 
   /** Load every image of a docker-save or OCI archive (file, stream) or OCI layout directory. */
   async load(input: LoadInput, opts: LoadOptions = {}): Promise<LoadResult> {
+    const platform = await this.#platform(opts.platform);
     const store = await this.store();
     const { loadArchive } = await import('./import/load.js');
     const src = typeof input === 'string' ? { path: input } : 'path' in input || 'dir' in input || 'stream' in input ? input : { stream: input as Readable };
     const what = opts.what ?? ('path' in src ? src.path : 'dir' in src ? src.dir : 'the input stream');
-    return loadArchive(store, src, { what, ...(opts.platform ? { platform: opts.platform } : {}), ...(opts.allPlatforms ? { allPlatforms: true } : {}), ...op(opts) });
+    const r = await loadArchive(store, src, { what, ...(platform ? { platform } : {}), ...(opts.allPlatforms ? { allPlatforms: true } : {}), ...op(opts) });
+    const { familiar } = await import('./oci/reference.js');
+    return { ...r, images: r.images.map((i) => ({ ...i, familiarNames: i.names.map(familiar) })) };
   }
 
   /** Save images (names, IDs or digests) to a file path or a writable stream. */
   async save(refs: string | readonly string[], dest: string | Writable, opts: SaveOptions = {}): Promise<SaveResult> {
+    const platform = await this.#platform(opts.platform);
     const store = await this.store();
     const { saveImages, saveImagesToFile } = await import('./import/save.js');
     const list = typeof refs === 'string' ? [refs] : refs;
-    const o = { ...(opts.format ? { format: opts.format } : {}), ...(opts.platform ? { platform: opts.platform } : {}), ...op(opts) };
+    const o = { ...(opts.format ? { format: opts.format } : {}), ...(platform ? { platform } : {}), ...compression(opts), ...op(opts) };
     return typeof dest === 'string' ? saveImagesToFile(store, list, dest, o) : saveImages(store, list, dest, o);
   }
 
   /** Make a one-layer image from a root filesystem tarball (path or stream; plain, gzip or zstd). */
   async import(input: string | Readable, opts: ImportOptions = {}): Promise<ImportResult> {
+    const platform = await this.#platform(opts.platform);
     const store = await this.store();
     const { importRootfs } = await import('./import/rootfs.js');
     return importRootfs(store, typeof input === 'string' ? { path: input } : { stream: input }, opts.name, {
       what: opts.what ?? (typeof input === 'string' ? input : 'the input stream'),
       ...(opts.changes ? { changes: opts.changes } : {}),
       ...(opts.message !== undefined ? { message: opts.message } : {}),
-      ...(opts.platform ? { platform: opts.platform } : {}),
+      ...(platform ? { platform } : {}),
+      ...compression(opts),
       ...op(opts),
     });
   }
@@ -562,42 +622,42 @@ export class Berth implements AsyncDisposable {
 
   // ---- containers ----
 
-  /** Make sure `image` is in the store as `policy` says; pulls when it must. */
-  async #ensureImage(image: string, o: ContainerOptions): Promise<void> {
+  /**
+   * Create the container, pulling the image as `pull` says. With `missing`, create is tried
+   * first: a warm create (the image resolved and unpacked by an earlier run) never opens the
+   * store, so `berth run` starts as fast as the run room allows; NOT_FOUND pulls and tries again.
+   */
+  async #newContainer(image: string, cmd: readonly string[] | undefined, o: ContainerOptions): Promise<{ rt: Containers; record: ContainerRecord }> {
     const policy = o.pull ?? 'missing';
     if (!['missing', 'never', 'always'].includes(policy)) {
       throw new BerthError('INVALID_ARGUMENT', `invalid pull policy ${JSON.stringify(policy)}`, { hint: 'use missing, never or always' });
     }
-    if (policy === 'never') return; // create reports NOT_FOUND
-    if (policy === 'missing') {
-      const store = await this.store();
-      const { findImage } = await import('./store/images.js');
-      const present = await findImage(store, image).then(
-        () => true,
-        (e: unknown) => {
-          if (isBerthError(e, 'NOT_FOUND')) return false;
-          throw e;
-        },
-      );
-      if (present) return;
+    const co = await this.#createOptions(image, cmd, o);
+    const rt = await this.#runtime();
+    const v = await rt.checkRunc();
+    if (v.fresh && v.warning && o.onWarning && !this.#runcWarned) {
+      this.#runcWarned = true; // once: the run room's check is cached for this Berth's life
+      o.onWarning(v.warning);
     }
-    await this.pull(image, { ...(o.platform ? { platform: o.platform } : {}), ...op(o) });
+    const store = () => this.store();
+    const pull = () => this.pull(image, { ...(o.platform ? { platform: o.platform } : {}), ...op(o) });
+    if (policy === 'always') await pull();
+    try {
+      return { rt, record: await rt.create(store, co) };
+    } catch (e) {
+      if (policy !== 'missing' || !(isBerthError(e, 'NOT_FOUND') && /^no such image/.test(e.message))) throw e;
+    }
+    await pull();
+    return { rt, record: await rt.create(store, co) };
   }
 
   /** Translate facade options into the run room's CreateOptions (validation stays there). */
   async #createOptions(image: string, cmd: readonly string[] | undefined, o: ContainerOptions) {
     const spec = await import('./run/spec.js');
-    const env: string[] = [];
-    if (o.envFiles?.length) {
-      const { readFile } = await import('node:fs/promises');
-      for (const f of o.envFiles) {
-        const text = await readFile(f, 'utf8').catch((e: unknown) => {
-          throw new BerthError('INVALID_ARGUMENT', `cannot read env file ${f}`, { cause: e, hint: 'check the path' });
-        });
-        env.push(...spec.parseEnvFile(text));
-      }
+    const env = await environment(o, spec);
+    if (o.network !== undefined && !['private', 'host', 'none'].includes(o.network)) {
+      throw new BerthError('INVALID_ARGUMENT', `unsupported network ${JSON.stringify(o.network)}`, { hint: 'use private (the default: loopback only), host or none' });
     }
-    env.push(...envList(o.env, spec.parseEnvFlags));
     return {
       image,
       ...(cmd && cmd.length > 0 ? { cmd: [...cmd] } : {}),
@@ -611,7 +671,7 @@ export class Berth implements AsyncDisposable {
       readOnly: !!o.readOnly,
       ...(o.network ? { network: o.network } : {}),
       ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
-      ...(o.memory !== undefined ? { memory: typeof o.memory === 'number' ? o.memory : spec.parseBytes(o.memory, 'memory') } : {}),
+      ...(o.memory !== undefined ? { memory: typeof o.memory === 'number' ? o.memory : spec.parseBytes(o.memory) } : {}),
       ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
       ...(o.pidsLimit !== undefined ? { pidsLimit: o.pidsLimit } : {}),
       capAdd: [...(o.capAdd ?? [])],
@@ -628,10 +688,7 @@ export class Berth implements AsyncDisposable {
 
   /** Create a container (pulling the image as `pull` says) without starting it. */
   async create(image: string, cmd?: readonly string[], opts: ContainerOptions = {}): Promise<ContainerHandle> {
-    const rt = await this.#runtime();
-    const store = await this.store();
-    await this.#ensureImage(image, opts);
-    const record = await rt.create(store, await this.#createOptions(image, cmd, opts));
+    const { rt, record } = await this.#newContainer(image, cmd, opts);
     return this.#handle(rt, record.id, record.name);
   }
 
@@ -643,19 +700,24 @@ export class Berth implements AsyncDisposable {
    */
   async run(image: string, cmd?: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     checkStdio(opts); // before anything is created
-    const rt = await this.#runtime();
-    const store = await this.store();
-    await this.#ensureImage(image, opts);
-    const record = await rt.create(store, await this.#createOptions(image, cmd, opts));
+    const { rt, record } = await this.#newContainer(image, cmd, opts);
     const id = record.id;
     // Signals go to the container's init through `runc kill` (SIGKILL included, which runc
     // itself could not forward); abort kills every process of the container.
     const signalIt = (sig: NodeJS.Signals) => rt.kill(id, sig).catch(() => {});
+    let supervising = false;
     const res = await supervised(
       opts,
-      (io) => rt.supervise(id, { ...io, onStarted: (pid) => opts.onStart?.({ containerId: id, pid, kill: (s) => void signalIt(s ?? 'SIGKILL') }) }),
+      (io) => {
+        supervising = true;
+        return rt.supervise(id, { ...io, onStarted: (pid) => opts.onStart?.({ containerId: id, pid, kill: (s) => void signalIt(s ?? 'SIGKILL') }) });
+      },
       (forward) => void rt.kill(id, 'SIGKILL', { all: true }).catch(() => forward('SIGKILL')), // not started yet: stop runc
-    );
+    ).catch(async (e: unknown) => {
+      // Aborted between create and start: an `rm` container goes (supervise removes the others' leftovers itself).
+      if (!supervising && opts.rm) await rt.remove(id, { force: true }).catch(() => {});
+      throw e;
+    });
     return { ...res, containerId: id };
   }
 
@@ -667,13 +729,16 @@ export class Berth implements AsyncDisposable {
     return this.#handle(rt, id, info.record.name);
   }
 
-  /** Every container, newest first, with its status. */
-  async containers(): Promise<ContainerInfo[]> {
-    if (this.#containers) return (await this.#containers).list();
-    // A listing reads records only: the runtime (runc, snapshots, bundles) is not loaded for it.
+  /** Every container, newest first, with its status and its image as docker's ps shows it. */
+  async containers(): Promise<ContainerSummary[]> {
     this.#check();
-    const { Records } = await import('./run/records.js');
-    return new Records(this.root).list();
+    // A listing reads records only: the runtime (runc, snapshots, bundles) is not loaded for it.
+    const [{ Records }, { familiar, looksLikeDigest }] = await Promise.all([import('./run/records.js'), import('./oci/reference.js')]);
+    const list = this.#containers ? await (await this.#containers).list() : await new Records(this.root).list();
+    return list.map((c) => {
+      const { name, ref } = c.record.image;
+      return { ...c, image: looksLikeDigest(ref) ? ref.replace(/^sha256:/, '').slice(0, 12) : familiar(name ?? ref) };
+    });
   }
 
   /** docker's `ps -s`: each container's writable layer (`rw`) and whole root filesystem size, by ID. */
@@ -714,7 +779,7 @@ export class Berth implements AsyncDisposable {
         const spec = await import('./run/spec.js');
         const eo = {
           args: [...cmd],
-          env: envList(o.env, spec.parseEnvFlags),
+          env: await environment(o, spec),
           ...(o.workdir !== undefined ? { workdir: o.workdir } : {}),
           ...(o.user !== undefined ? { user: o.user } : {}),
           tty: !!o.tty,
@@ -781,6 +846,17 @@ export class Berth implements AsyncDisposable {
     return checkStore(await this.store(), opts);
   }
 
+  /** The versions of berth, Node, runc (this Berth's) and buildctl; null for a binary that is not found. Reads no store. */
+  async versions(opts: { signal?: AbortSignal } = {}): Promise<Versions> {
+    this.#check();
+    const [{ Runc }, { Buildctl }, { readFile }, { join }] = await Promise.all([import('./run/runc.js'), import('./build/buildctl.js'), import('node:fs/promises'), import('node:path')]);
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const runc = await new Runc({ ...(this.#opts.runc ? { binary: this.#opts.runc } : {}), root: join(this.root, 'runc') })
+      .version()
+      .catch(() => undefined);
+    return { berth: pkg.version, node: process.version, runc: runc?.version ?? null, buildctl: (await new Buildctl().version(opts.signal)) ?? null };
+  }
+
   /** Where the store is, how big, and which runtimes were found. */
   async info(opts: { signal?: AbortSignal } = {}): Promise<SystemInfo> {
     const { systemInfo } = await import('./system.js');
@@ -803,9 +879,30 @@ export class Berth implements AsyncDisposable {
 
 // ---- helpers ----
 
+/** Only the defined compression options. */
+function compression(o: CompressionOptions): CompressionOptions {
+  return { ...(o.compress ? { compress: o.compress } : {}), ...(o.compressionLevel !== undefined ? { compressionLevel: o.compressionLevel } : {}) };
+}
+
 /** Only the defined parts of { signal, onProgress } (exact optional properties downstream). */
 function op(o: { signal?: AbortSignal | undefined; onProgress?: ((e: ProgressEvent) => void) | undefined }): OpOptions {
   return { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) };
+}
+
+/** `envFiles` (read and parsed as docker does) and then `env`, as `KEY=VALUE` strings. */
+async function environment(o: { env?: ContainerOptions['env']; envFiles?: readonly string[] }, spec: typeof import('./run/spec.js')): Promise<string[]> {
+  const env: string[] = [];
+  if (o.envFiles?.length) {
+    const { readFile } = await import('node:fs/promises');
+    for (const f of o.envFiles) {
+      const text = await readFile(f, 'utf8').catch((e: unknown) => {
+        throw new BerthError('INVALID_ARGUMENT', `cannot read --env-file ${f}`, { cause: e, hint: 'check the path' });
+      });
+      env.push(...spec.parseEnvFile(text));
+    }
+  }
+  env.push(...envList(o.env, spec.parseEnvFlags));
+  return env;
 }
 
 function envList(env: ContainerOptions['env'], parse: (flags: readonly string[]) => string[]): string[] {
@@ -845,7 +942,7 @@ async function output(o: Output | undefined, ours: NodeJS.WritableStream): Promi
  * handling; the run room does the work through the SuperviseIO it is given.
  */
 async function supervised(
-  o: { stdin?: 'inherit' | 'ignore'; stdout?: Output; stderr?: Output; tty?: boolean; signal?: AbortSignal },
+  o: { stdin?: 'inherit' | 'ignore'; stdout?: Output; stderr?: Output; tty?: boolean; signal?: AbortSignal; forwardSignals?: ForwardSignals },
   fn: (io: SuperviseIO) => Promise<number>,
   stop: (forward: (s: NodeJS.Signals) => void) => void,
 ): Promise<ProcessResult> {
@@ -868,6 +965,7 @@ async function supervised(
       ...(err.stream ? { stderr: err.stream } : {}),
       forwardSignals: (f) => {
         forward = f;
+        o.forwardSignals?.(f);
         if (killed) stop(f);
       },
     });

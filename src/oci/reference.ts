@@ -137,6 +137,15 @@ export function familiarString(ref: Reference): string {
   return s;
 }
 
+/** A name as docker prints it (`docker.io/library/alpine:latest` -> `alpine:latest`); the input itself when it does not parse. */
+export function familiar(input: string): string {
+  try {
+    return familiarString(parseReference(input));
+  } catch {
+    return input;
+  }
+}
+
 /** Normalise a user-given name: `alpine` -> `docker.io/library/alpine:latest`. */
 export function normalizeReference(input: string): string {
   return formatReference(parseReference(input));

@@ -23,5 +23,4 @@ export { writeBundle, prepareRootfs, bundleRootfs } from './bundle.js';
 export { runProcess, execProcess, signalNumber, type ProcessIO, type ProcessResult, type RunProcessOptions, type ExecProcessOptions } from './process.js';
 export { Records, type ContainerRecord, type ContainerState, type ContainerInfo, type ContainerPaths, type ContainerStatus } from './records.js';
 export { LogWriter, readLog, type LogEntry } from './logs.js';
-export { runRequest, type RunRequest } from './options.js';
 export { Containers, type CreateOptions, type ExecOptions, type SuperviseIO } from './containers.js';

@@ -192,6 +192,9 @@ describe.skipIf(!isRoot)('berth run on runc', () => {
     const r = await berth(['exec', '-e', 'EXTRA=2', 'ex', 'sh', '-c', 'echo $MARK$EXTRA; grep CapEff /proc/self/status; pwd']);
     expect(r.stdout).toBe('12\nCapEff:\t00000000a80425fb\n/\n');
     expect((await berth(['exec', '-u', 'app', '-w', '/tmp', 'ex', 'sh', '-c', 'id -u; pwd'])).stdout).toBe('1000\n/tmp\n');
+    const envFile = join(root, 'exec-env.list');
+    await writeFile(envFile, '# comment\nFROM_FILE=yes\nEXTRA=file\n');
+    expect((await berth(['exec', '--env-file', envFile, '-e', 'EXTRA=flag', 'ex', 'sh', '-c', 'echo $MARK $FROM_FILE $EXTRA'])).stdout).toBe('1 yes flag\n');
     expect((await berth(['exec', '-i', 'ex', 'cat'], 'piped\n')).stdout).toBe('piped\n');
     expect((await berth(['exec', 'ex', 'sh', '-c', 'exit 5'])).code).toBe(5);
     expect((await berth(['exec', 'ex', 'nope'])).code).toBe(127);

@@ -13,9 +13,8 @@ import {
   resolveUser,
 } from '../../src/run/spec.js';
 import { Runc, parseRuncVersion, runcHasSecurityFixes, startError } from '../../src/run/runc.js';
-import { RUN_FLAGS, runSplit } from '../../src/cli/commands/run.js';
+import { RUN_FLAGS, runOptions, runSplit } from '../../src/cli/commands/run.js';
 import { parseDockerArgs } from '../../src/cli/dockerflags.js';
-import { runRequest } from '../../src/run/options.js';
 
 const PASSWD = 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n';
 const GROUP = 'root:x:0:\nwheel:x:10:app\napp:x:1000:\naudio:x:29:app,other\n';
@@ -132,14 +131,15 @@ describe('docker-style argv', () => {
     expect(() => parseDockerArgs(['--bogus', 'img'], RUN_FLAGS, 1, 'run')).toThrow(/unknown flag/);
   });
 
-  it('maps run flags to create options as docker does', () => {
-    const r = runRequest('img', ['sh'], { rm: true, env: ['A=1', 'HOME_X'], memory: '512m', cpus: '1.5', 'pids-limit': '-1', network: 'none', detach: true, tty: true }, { stdinIsTTY: false, hostEnv: { HOME_X: 'h' } });
-    expect(r.create).toMatchObject({ image: 'img', cmd: ['sh'], autoRemove: true, env: ['A=1', 'HOME_X=h'], memory: 512 * 1024 * 1024, cpus: 1.5, pidsLimit: -1, network: 'none', tty: false, pull: 'never' });
+  it('maps run flags to the facade\'s options as docker does', () => {
+    const r = runOptions({ rm: true, env: ['A=1', 'HOME_X'], 'env-file': 'e.list', memory: '512m', cpus: '1.5', 'pids-limit': '-1', network: 'none', detach: true, tty: true, interactive: true }, { stdinIsTTY: false });
+    expect(r.options).toMatchObject({ rm: true, env: ['A=1', 'HOME_X'], envFiles: ['e.list'], memory: '512m', cpus: 1.5, pidsLimit: -1, network: 'none', tty: false, stdin: 'inherit', pull: 'missing' });
     expect(r.detach).toBe(true);
-    expect(r.pull).toBe('missing');
     expect(r.warnings).toHaveLength(1);
-    expect(() => runRequest('img', [], { tty: true }, { stdinIsTTY: false })).toThrow(/not a TTY/);
-    expect(() => runRequest('img', [], { cpus: 'x' }, { stdinIsTTY: false })).toThrow(/invalid --cpus/);
-    expect(() => runRequest('img', [], { network: 'bridge0' }, { stdinIsTTY: false })).toThrow(/unsupported --network/);
+    expect(runOptions({ network: 'bridge' }, { stdinIsTTY: false }).options.network).toBe('private');
+    expect(() => runOptions({ tty: true }, { stdinIsTTY: false })).toThrow(/not a TTY/);
+    expect(() => runOptions({ cpus: 'x' }, { stdinIsTTY: false })).toThrow(/invalid --cpus/);
+    expect(() => runOptions({ network: 'bridge0' }, { stdinIsTTY: false })).toThrow(/unsupported --network/);
+    expect(() => runOptions({ pull: 'sometimes' }, { stdinIsTTY: false })).toThrow(/invalid --pull/);
   });
 });

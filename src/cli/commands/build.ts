@@ -195,7 +195,7 @@ export default defineCommand<BuildArgs>({
     const dockerfileText = argv.file === '-' ? await readAll(process.stdin, 4 * 1024 * 1024, 'Dockerfile on stdin') : undefined;
     const mode = argv.quiet ? 'none' : pickMode(argv.progress);
     const progress = createBuildProgress(mode);
-    const { build } = await import('../../build/index.js');
+    const berth = await ctx.berth();
     const tls = {
       ...(argv.tlscacert ? { caCert: resolve(argv.tlscacert) } : {}),
       ...(argv.tlscert ? { cert: resolve(argv.tlscert) } : {}),
@@ -205,37 +205,31 @@ export default defineCommand<BuildArgs>({
     };
     let result;
     try {
-      result = await build(
-        {
-          context: context === '-' ? process.stdin : resolve(context),
-          ...(argv.file && argv.file !== '-' ? { dockerfile: resolve(argv.file) } : {}),
-          ...(dockerfileText !== undefined ? { dockerfileText } : {}),
-          tags: argv.tag ?? [],
-          buildArgs,
-          labels,
-          ...(argv.target ? { target: argv.target } : {}),
-          ...(argv.platform ? { platform: argv.platform } : {}),
-          ...(noCache ? { noCache: true } : {}),
-          ...(argv.pull ? { pull: true } : {}),
-          ...(argv.network ? { network: argv.network } : {}),
-          secrets,
-          ssh: argv.ssh ?? [],
-          cacheFrom: argv.cacheFrom ?? [],
-          cacheTo: argv.cacheTo ?? [],
-          outputs,
-          stdout: process.stdout,
-          ...(argv.allow ? { allow: argv.allow } : {}),
-          signal: ctx.signal,
-          onProgress: progress.onEvent,
-        },
-        {
-          root: ctx.rootPath,
-          builder: argv.builder ?? 'auto',
-          ...(argv.buildkitAddr ? { addr: argv.buildkitAddr } : {}),
-          ...(Object.keys(tls).length > 0 ? { tls } : {}),
-          ...(argv.keepBuildkitd ? { keepDaemon: true } : {}),
-        },
-      );
+      result = await berth.build(context === '-' ? process.stdin : resolve(context), {
+        ...(argv.file && argv.file !== '-' ? { dockerfile: resolve(argv.file) } : {}),
+        ...(dockerfileText !== undefined ? { dockerfileText } : {}),
+        tags: argv.tag ?? [],
+        buildArgs,
+        labels,
+        ...(argv.target ? { target: argv.target } : {}),
+        ...(argv.platform ? { platform: argv.platform } : {}),
+        ...(noCache ? { noCache: true } : {}),
+        ...(argv.pull ? { pull: true } : {}),
+        ...(argv.network ? { network: argv.network } : {}),
+        secrets,
+        ssh: argv.ssh ?? [],
+        cacheFrom: argv.cacheFrom ?? [],
+        cacheTo: argv.cacheTo ?? [],
+        outputs,
+        stdout: process.stdout,
+        ...(argv.allow ? { allow: argv.allow } : {}),
+        signal: ctx.signal,
+        onProgress: progress.onEvent,
+        builder: argv.builder ?? 'auto',
+        ...(argv.buildkitAddr ? { addr: argv.buildkitAddr } : {}),
+        ...(Object.keys(tls).length > 0 ? { tls } : {}),
+        ...(argv.keepBuildkitd ? { keepDaemon: true } : {}),
+      });
     } finally {
       progress.done();
     }

@@ -1,4 +1,3 @@
-import { parsePlatform } from '../../oci/platform.js';
 import { defineCommand } from '../command.js';
 import { registryFlags, registryOptions } from './pull.js';
 import { size } from '../format.js';
@@ -38,18 +37,16 @@ export default defineCommand<{
     const { BerthError } = await import('../../index.js');
     const n = argv.maxConcurrent ?? 4;
     if (!Number.isInteger(n) || n < 1 || n > 64) throw new BerthError('INVALID_ARGUMENT', `--max-concurrent must be an integer from 1 to 64, not ${argv.maxConcurrent}`);
-    const platform = argv.platform ? parsePlatform(argv.platform) : undefined;
-    const { copyImage } = await import('../../transports/index.js');
+    const berth = await ctx.berth();
     const p = ctx.progress('copy');
     try {
-      const r = await copyImage(argv.source, argv.destination, {
+      const r = await berth.copy(argv.source, argv.destination, {
         ...registryOptions(argv),
-        ...(platform ? { platform } : {}),
+        ...(argv.platform ? { platform: argv.platform } : {}),
         ...(argv.allPlatforms ? { allPlatforms: true } : {}),
         ...(argv.containerdAddress ? { containerdAddress: argv.containerdAddress } : {}),
         ...(argv.unpack ? { unpack: argv.snapshotter ?? 'overlayfs' } : {}),
         concurrency: n,
-        store: async () => (await ctx.berth()).store(),
         signal: ctx.signal,
         onProgress: argv.quiet ? () => {} : p.onProgress,
       });

@@ -10,6 +10,7 @@ export const EXEC_FLAGS: readonly DockerFlag[] = [
   { name: 'tty', alias: 't', type: 'boolean', description: 'Allocate a terminal' },
   { name: 'detach', alias: 'd', type: 'boolean', description: 'Detached mode (not supported yet)' },
   { name: 'env', alias: 'e', type: 'string', repeatable: true, description: 'Set NAME=VALUE' },
+  { name: 'env-file', type: 'string', repeatable: true, description: 'Read environment variables from a file' },
   { name: 'workdir', alias: 'w', type: 'string', description: 'Working directory (never under /proc)' },
   { name: 'user', alias: 'u', type: 'string', description: 'name|uid[:group|gid]' },
 ];
@@ -44,25 +45,19 @@ export default defineCommand({
     if (f.detach) throw new BerthError('UNSUPPORTED', 'exec -d is not supported yet', { hint: 'run the command in the foreground' });
     const tty = !!f.tty;
     if (tty && !isatty(0)) throw new BerthError('INVALID_ARGUMENT', 'the input device is not a TTY', { hint: 'drop -t, or run berth from a terminal' });
-    const { parseEnvFlags } = await import('../../run/spec.js');
-    const { Containers } = await import('../../run/containers.js');
-    const containers = await Containers.open(ctx.rootPath);
-    const id = await containers.find(target);
-    const code = await foreground(
-      (io) =>
-        containers.exec(
-          id,
-          {
-            args: rest,
-            env: parseEnvFlags((f.env as string[] | undefined) ?? []),
-            ...(f.workdir !== undefined ? { workdir: f.workdir as string } : {}),
-            ...(f.user !== undefined ? { user: f.user as string } : {}),
-            tty,
-            interactive: !!f.interactive,
-          },
-          io,
-        ),
-      { tty, interactive: !!f.interactive },
+    const container = await (await ctx.berth()).container(target);
+    const { exitCode: code } = await foreground((forwardSignals) =>
+      container.exec(rest, {
+        env: (f.env as string[] | undefined) ?? [],
+        envFiles: (f['env-file'] as string[] | undefined) ?? [],
+        ...(f.workdir !== undefined ? { workdir: f.workdir as string } : {}),
+        ...(f.user !== undefined ? { user: f.user as string } : {}),
+        tty,
+        stdin: f.interactive ? 'inherit' : 'ignore',
+        stdout: 'inherit',
+        stderr: 'inherit',
+        forwardSignals,
+      }),
     );
     ctx.setExitCode(code);
   },

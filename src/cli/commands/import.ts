@@ -1,5 +1,4 @@
 import { BerthError } from '../../index.js';
-import { parsePlatform } from '../../oci/platform.js';
 import { defineCommand } from '../command.js';
 
 export default defineCommand<{ file: string; reference?: string; change?: string | string[]; message?: string; platform?: string; compress?: boolean; compressionFormat?: 'gzip' | 'zstd'; compressionLevel?: number }>({
@@ -16,7 +15,6 @@ export default defineCommand<{ file: string; reference?: string; change?: string
       .option('compression-format', { choices: ['gzip', 'zstd'] as const, default: 'gzip' as const, describe: 'With --compress' })
       .option('compression-level', { type: 'number', describe: 'With --compress: gzip 1-9, zstd 1-19' }),
   async run(argv, ctx) {
-    const platform = argv.platform ? parsePlatform(argv.platform) : undefined;
     if ((argv.file === '-' || argv.file === '') && process.stdin.isTTY) {
       throw new BerthError('INVALID_ARGUMENT', 'standard input is a terminal', { hint: 'pipe a tarball in, or give a file' });
     }
@@ -24,16 +22,16 @@ export default defineCommand<{ file: string; reference?: string; change?: string
     if (level !== undefined && (!Number.isInteger(level) || level < 1 || level > (argv.compressionFormat === 'zstd' ? 19 : 9))) {
       throw new BerthError('INVALID_ARGUMENT', `--compression-level ${level} is out of range for ${argv.compressionFormat ?? 'gzip'}`, { hint: argv.compressionFormat === 'zstd' ? 'give 1 to 19' : 'give 1 to 9' });
     }
-    const store = await (await ctx.berth()).store();
-    const { importRootfs } = await import('../../import/rootfs.js');
+    const berth = await ctx.berth();
     const p = ctx.progress('import');
     try {
-      const r = await importRootfs(store, argv.file === '-' || argv.file === '' ? { stream: process.stdin } : { path: argv.file }, argv.reference, {
+      const r = await berth.import(argv.file === '-' || argv.file === '' ? process.stdin : argv.file, {
+        ...(argv.reference !== undefined ? { name: argv.reference } : {}),
         signal: ctx.signal,
         onProgress: p.onProgress,
         changes: ([] as (string | undefined)[]).concat(argv.change as string | string[] | undefined).filter((c): c is string => typeof c === 'string'),
         ...(argv.message !== undefined ? { message: argv.message } : {}),
-        ...(platform ? { platform } : {}),
+        ...(argv.platform ? { platform: argv.platform } : {}),
         what: argv.file === '-' || argv.file === '' ? 'standard input' : argv.file,
         ...(argv.compress ? { compress: argv.compressionFormat ?? 'gzip', ...(level !== undefined ? { compressionLevel: level } : {}) } : {}),
       });

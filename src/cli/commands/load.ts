@@ -1,6 +1,4 @@
 import { BerthError } from '../../index.js';
-import { parsePlatform } from '../../oci/platform.js';
-import { familiarString, parseReference } from '../../oci/reference.js';
 import { defineCommand } from '../command.js';
 
 export default defineCommand<{ input?: string; dir?: string; quiet?: boolean; platform?: string; allPlatforms?: boolean; format?: string }>({
@@ -16,19 +14,17 @@ export default defineCommand<{ input?: string; dir?: string; quiet?: boolean; pl
       .option('format', { type: 'string', choices: ['text', 'json'], default: 'text', describe: 'Output format' })
       .conflicts('input', 'dir'),
   async run(argv, ctx) {
-    const platform = argv.platform ? parsePlatform(argv.platform) : undefined;
     if (!argv.input && !argv.dir && process.stdin.isTTY) {
       throw new BerthError('INVALID_ARGUMENT', 'no archive given and standard input is a terminal', { hint: 'use berth load -i FILE, or pipe an archive in' });
     }
-    const store = await (await ctx.berth()).store();
-    const { loadArchive } = await import('../../import/load.js');
+    const berth = await ctx.berth();
     const p = argv.quiet ? undefined : ctx.progress('load');
     try {
-      const input = argv.dir ? { dir: argv.dir } : argv.input && argv.input !== '-' ? { path: argv.input } : { stream: process.stdin, };
-      const r = await loadArchive(store, input, {
+      const input = argv.dir ? { dir: argv.dir } : argv.input && argv.input !== '-' ? { path: argv.input } : { stream: process.stdin };
+      const r = await berth.load(input, {
         signal: ctx.signal,
         ...(p ? { onProgress: p.onProgress } : {}),
-        ...(platform ? { platform } : {}),
+        ...(argv.platform ? { platform: argv.platform } : {}),
         ...(argv.allPlatforms ? { allPlatforms: true } : {}),
         what: argv.dir ?? (argv.input && argv.input !== '-' ? argv.input : 'standard input'),
       });
@@ -48,7 +44,7 @@ export default defineCommand<{ input?: string; dir?: string; quiet?: boolean; pl
           for (const c of i.configs) ctx.out(`Loaded image ID: ${c}`);
           if (!argv.quiet) ctx.warn(`image ${i.root.digest} has no name in the archive: tag it (berth tag ${i.root.digest.slice(7, 19)} NAME) before a prune removes it`);
         }
-        for (const n of i.names) ctx.out(`Loaded image: ${familiarString(parseReference(n))}`);
+        for (const n of i.familiarNames) ctx.out(`Loaded image: ${n}`);
       }
     } catch (e) {
       p?.done(false);

@@ -1,18 +1,7 @@
-import { familiarString, looksLikeDigest, parseReference } from '../../oci/reference.js';
 import { defineCommand } from '../command.js';
 import type { CliContext } from '../context.js';
 import { dockerTime, FORMAT_OPTION, size } from '../format.js';
 import { renderRows } from '../gotemplate.js';
-
-/** The image as docker's ps shows it: the familiar name (`deb12:minbase`), or a short id. */
-function imageLabel(image: { name?: string; ref: string; config: string }): string {
-  if (looksLikeDigest(image.ref)) return image.ref.replace(/^sha256:/, '').slice(0, 12);
-  try {
-    return familiarString(parseReference(image.name ?? image.ref));
-  } catch {
-    return image.name ?? image.ref;
-  }
-}
 
 function ago(iso: string | undefined): string {
   if (!iso) return '';
@@ -49,7 +38,7 @@ export async function listContainers(argv: { all?: boolean; quiet?: boolean; for
     const sz = sizes?.get(c.record.id);
     return {
       ID: noTrunc ? c.record.id : c.record.id.slice(0, 12),
-      Image: imageLabel(c.record.image),
+      Image: c.image,
       Command: JSON.stringify(noTrunc || cmd.length <= 20 ? cmd : cmd.slice(0, 19) + '…'),
       CreatedAt: dockerTime(c.record.created),
       RunningFor: ago(c.record.created),

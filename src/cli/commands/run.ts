@@ -1,5 +1,6 @@
 import { isatty } from 'node:tty';
 import { BerthError } from '../../index.js';
+import type { ForwardSignals, PullPolicy, RunOptions } from '../../index.js';
 import { defineCommand } from '../command.js';
 import type { CliContext } from '../context.js';
 import { parseDockerArgs, yargsOptions, type DockerFlag } from '../dockerflags.js';
@@ -62,62 +63,114 @@ export function takeSignals(): { install: (fwd: (s: NodeJS.Signals) => void) => 
   };
 }
 
-/** Run a supervised process in the foreground: stdio through us, signals forwarded. */
-export async function foreground(fn: (io: import('../../run/containers.js').SuperviseIO) => Promise<number>, o: { tty: boolean; interactive: boolean }): Promise<number> {
+/**
+ * Run a process in the foreground: our stdout's errors (a closed pipe) ignored, and SIGINT,
+ * SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 forwarded to it from the moment runc was spawned.
+ */
+export async function foreground<T>(fn: (forwardSignals: ForwardSignals) => Promise<T>): Promise<T> {
   const sig = takeSignals();
   process.stdout.on('error', () => {});
   try {
-    return await fn({
-      stdin: o.interactive ? 'inherit' : 'ignore',
-      tty: o.tty,
-      stdout: process.stdout,
-      stderr: process.stderr,
-      forwardSignals: (fwd) => sig.install(fwd),
-    });
+    return await fn((fwd) => sig.install(fwd));
   } finally {
     sig.restore();
   }
+}
+
+const NETWORKS = ['host', 'none', 'bridge', 'default', 'private'];
+
+/** docker run's flags (as the flag table parsed them, keyed by long name) → the facade's options, with docker's rules. */
+export function runOptions(f: Record<string, unknown>, ctx: { stdinIsTTY: boolean }): { options: RunOptions; detach: boolean; warnings: string[] } {
+  const str = (k: string): string | undefined => (f[k] === undefined ? undefined : String(f[k]));
+  const list = (k: string): string[] => (f[k] === undefined ? [] : Array.isArray(f[k]) ? (f[k] as unknown[]).map(String) : [String(f[k])]);
+  const num = (k: string): number | undefined => {
+    const v = str(k);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new BerthError('INVALID_ARGUMENT', `invalid --${k} ${JSON.stringify(v)}`, { hint: 'give a number' });
+    return n;
+  };
+  const network = str('network');
+  if (network !== undefined && !NETWORKS.includes(network)) {
+    throw new BerthError('INVALID_ARGUMENT', `unsupported --network ${JSON.stringify(network)}`, { hint: 'berth supports --network host or none (the default is a private network namespace with loopback only)' });
+  }
+  const pull = str('pull') ?? 'missing';
+  if (!['missing', 'never', 'always'].includes(pull)) throw new BerthError('INVALID_ARGUMENT', `invalid --pull ${JSON.stringify(pull)}`, { hint: 'use missing, never or always' });
+  const detach = !!f.detach;
+  const warnings: string[] = [];
+  let tty = !!f.tty;
+  if (tty && detach) {
+    warnings.push('-t with -d: berth cannot hand a detached container a terminal yet; running it without one');
+    tty = false;
+  }
+  if (tty && !ctx.stdinIsTTY) throw new BerthError('INVALID_ARGUMENT', 'the input device is not a TTY', { hint: 'drop -t, or run berth from a terminal' });
+  const cpus = num('cpus');
+  const pidsLimit = num('pids-limit');
+  const options: RunOptions = {
+    ...(str('name') !== undefined ? { name: str('name')! } : {}),
+    ...(str('entrypoint') !== undefined ? { entrypoint: str('entrypoint')! } : {}),
+    envFiles: list('env-file'),
+    env: list('env'),
+    ...(str('workdir') !== undefined ? { workdir: str('workdir')! } : {}),
+    ...(str('user') !== undefined ? { user: str('user')! } : {}),
+    volumes: list('volume'),
+    tmpfs: list('tmpfs'),
+    readOnly: !!f['read-only'],
+    ...(network ? { network: network === 'host' || network === 'none' ? network : 'private' } : {}),
+    ...(str('hostname') !== undefined ? { hostname: str('hostname')! } : {}),
+    ...(str('memory') !== undefined ? { memory: str('memory')! } : {}),
+    ...(cpus !== undefined ? { cpus } : {}),
+    ...(pidsLimit !== undefined ? { pidsLimit } : {}),
+    capAdd: list('cap-add'),
+    capDrop: list('cap-drop'),
+    privileged: !!f.privileged,
+    rm: !!f.rm,
+    init: !!f.init,
+    tty,
+    stdin: f.interactive ? 'inherit' : 'ignore',
+    pull: pull as PullPolicy,
+  };
+  return { options, detach, warnings };
 }
 
 async function runMain(ctx: CliContext, progressFlag: string): Promise<void> {
   const own = ctx.split?.own ?? [];
   const { flags, positionals } = parseDockerArgs(own, RUN_FLAGS, 1, 'run');
   const image = positionals[0]!;
-  const { runRequest } = await import('../../run/options.js');
-  const req = runRequest(image, ctx.split?.rest ?? [], flags, { stdinIsTTY: isatty(0) } /* process.stdin would set up a stream for nothing */);
+  const cmd = ctx.split?.rest ?? [];
+  const req = runOptions(flags, { stdinIsTTY: isatty(0) } /* process.stdin would set up a stream for nothing */);
   for (const w of req.warnings) ctx.warn(w);
-  const { Containers } = await import('../../run/containers.js');
-  const containers = await Containers.open(ctx.rootPath);
-  const v = await containers.checkRunc();
-  if (v.fresh && v.warning) ctx.warn(v.warning);
+  const berth = await ctx.berth();
   // Unpack progress only on a terminal (or when asked): stderr is also the container's.
   const p = progressFlag !== 'auto' || isatty(2) ? ctx.progress('unpacking') : { onProgress: () => {}, done: () => {} };
-  let record;
-  try {
-    const opts = { ...req.create, signal: ctx.signal, onProgress: p.onProgress };
-    const pull = async () => {
-      // The CLI pulls (run/ does not depend on registry/); create itself never does.
-      const { pull: pullImage } = await import('../../pull.js');
-      await pullImage(await (await ctx.berth()).store(), image, { signal: ctx.signal, onProgress: p.onProgress });
-    };
-    if (req.pull === 'always') await pull();
+  const opts: RunOptions = { ...req.options, signal: ctx.signal, onProgress: p.onProgress, onWarning: (w) => ctx.warn(w) };
+  if (req.detach) {
+    let created;
     try {
-      record = await containers.create(async () => (await ctx.berth()).store(), opts);
-    } catch (e) {
-      if (req.pull !== 'missing' || !(e instanceof BerthError && e.code === 'NOT_FOUND' && /^no such image/.test(e.message))) throw e;
-      await pull();
-      record = await containers.create(async () => (await ctx.berth()).store(), opts);
+      created = await berth.create(image, cmd, opts);
+    } finally {
+      p.done();
     }
+    await created.start();
+    ctx.out(created.id);
+    return;
+  }
+  try {
+    const r = await foreground((forwardSignals) =>
+      berth.run(image, cmd, {
+        ...opts,
+        stdout: 'inherit',
+        stderr: 'inherit',
+        forwardSignals: (fwd) => {
+          p.done(); // runc was spawned: the output from here on is the container's
+          forwardSignals(fwd);
+        },
+      }),
+    );
+    ctx.setExitCode(r.exitCode);
   } finally {
     p.done();
   }
-  if (req.detach) {
-    await containers.startDetached(record.id);
-    ctx.out(record.id);
-    return;
-  }
-  const code = await foreground((io) => containers.supervise(record.id, io), { tty: !!req.create.tty, interactive: !!req.create.interactive });
-  ctx.setExitCode(code);
 }
 
 export default defineCommand({

@@ -1,5 +1,4 @@
 import { BerthError } from '../../index.js';
-import { parsePlatform } from '../../oci/platform.js';
 import { defineCommand } from '../command.js';
 
 export default defineCommand<{ images: string[]; output?: string; format?: string; platform?: string; compress?: boolean; compressionFormat?: 'gzip' | 'zstd'; compressionLevel?: number }>({
@@ -15,28 +14,23 @@ export default defineCommand<{ images: string[]; output?: string; format?: strin
       .option('compression-format', { choices: ['gzip', 'zstd'] as const, default: 'gzip' as const, describe: 'With --compress' })
       .option('compression-level', { type: 'number', describe: 'With --compress: gzip 1-9, zstd 1-19' }),
   async run(argv, ctx) {
-    const images = argv.images;
-    const platform = argv.platform ? parsePlatform(argv.platform) : undefined;
     if (!argv.output && process.stdout.isTTY) {
       throw new BerthError('INVALID_ARGUMENT', 'refusing to write an archive to a terminal', { hint: 'use -o FILE or redirect standard output' });
     }
-    const store = await (await ctx.berth()).store();
-    const { saveImages, saveImagesToFile } = await import('../../import/save.js');
-    const p = ctx.progress('save');
     const level = argv.compressionLevel;
     if (level !== undefined && (!Number.isInteger(level) || level < 1 || level > (argv.compressionFormat === 'zstd' ? 19 : 9))) {
       throw new BerthError('INVALID_ARGUMENT', `--compression-level ${level} is out of range for ${argv.compressionFormat ?? 'gzip'}`, { hint: argv.compressionFormat === 'zstd' ? 'give 1 to 19' : 'give 1 to 9' });
     }
-    const opts = {
-      signal: ctx.signal,
-      onProgress: p.onProgress,
-      format: argv.format as 'docker' | 'oci',
-      ...(platform ? { platform } : {}),
-      ...(argv.compress ? { compress: argv.compressionFormat ?? 'gzip', ...(level !== undefined ? { compressionLevel: level } : {}) } : {}),
-    };
+    const berth = await ctx.berth();
+    const p = ctx.progress('save');
     try {
-      if (argv.output && argv.output !== '-') await saveImagesToFile(store, images, argv.output, opts);
-      else await saveImages(store, images, process.stdout, opts);
+      await berth.save(argv.images, argv.output && argv.output !== '-' ? argv.output : process.stdout, {
+        signal: ctx.signal,
+        onProgress: p.onProgress,
+        format: argv.format as 'docker' | 'oci',
+        ...(argv.platform ? { platform: argv.platform } : {}),
+        ...(argv.compress ? { compress: argv.compressionFormat ?? 'gzip', ...(level !== undefined ? { compressionLevel: level } : {}) } : {}),
+      });
       p.done();
     } catch (e) {
       p.done(false);

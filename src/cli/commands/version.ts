@@ -11,15 +11,7 @@ export default defineCommand<{ format?: string }>({
   describe: 'Show berth, Node and runtime versions',
   builder: (y) => y.option('format', { type: 'string', choices: ['text', 'json'] }),
   async run(argv, ctx) {
-    const { Buildctl } = await import('../../build/buildctl.js');
-    const { Runc } = await import('../../run/runc.js');
-    const runc = await new Runc({ root: `${ctx.rootPath}/runc` }).version().catch(() => undefined);
-    const v = {
-      berth: await berthVersion(),
-      node: process.version,
-      runc: runc?.version ?? null,
-      buildctl: (await new Buildctl().version(ctx.signal)) ?? null,
-    };
+    const v = await (await ctx.berth()).versions({ signal: ctx.signal });
     if (argv.format === 'json') return ctx.json(v);
     ctx.out(`berth version ${v.berth}\nNode ${v.node}\nrunc ${v.runc ?? 'not found'}\nbuildctl ${v.buildctl ?? 'not found'}`);
   },
