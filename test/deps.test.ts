@@ -62,7 +62,8 @@ for (const f of files(SRC)) {
 describe('dependency rules (DESIGN.md)', () => {
   it('rooms depend only downwards', () => {
     expect(edges.length).toBeGreaterThan(100);
-    expect(edges.some((e) => e.from === 'cli' && e.to === 'store')).toBe(true);
+    expect(edges.some((e) => e.from === 'cli' && e.to === 'index')).toBe(true); // the scan sees real edges
+    expect(edges.some((e) => e.from === 'store' && e.to === 'oci')).toBe(true);
     // index.ts and berth.ts are one room, the front door: index re-exports the facade.
     const bad = edges.filter((e) => e.from !== e.to && !(RANK[e.from]! > RANK[e.to]! || (e.from === 'index' && e.to === 'berth')));
     expect(bad.map((e) => `${e.file} -> ${e.spec}`)).toEqual([]);
@@ -85,9 +86,7 @@ describe('dependency rules (DESIGN.md)', () => {
     // Value and type imports alike: the CLI's types come through index.ts's re-exports too.
     // PENDING lists the files not yet routed through the facade, each with what it still reaches;
     // the list may only shrink (a file routed through the facade must be taken off it).
-    const PENDING: Record<string, string> = {
-      'cli/main.ts': 'resolveRoot for ctx.rootPath (main.ts is being rewritten for start speed elsewhere; no command uses rootPath now)',
-    };
+    const PENDING: Record<string, string> = {};
     const below = edges.filter((e) => e.from === 'cli' && e.to !== 'cli' && e.to !== 'index' && e.to !== 'berth');
     const offenders = [...new Set(below.map((e) => `cli/${e.file.replace(/^cli\//, '')}`))].sort();
     expect(offenders.filter((f) => !(f in PENDING)).map((f) => `${f}: ${below.filter((e) => 'cli/' + e.file.replace(/^cli\//, '') === f).map((e) => e.spec).join(', ')}`)).toEqual([]);

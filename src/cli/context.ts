@@ -8,8 +8,7 @@ export interface GlobalArgs {
 
 /** What every command handler gets: lazy store, output writers, progress. */
 export interface CliContext {
-  readonly rootPath: string;
-  /** The library's front door for `rootPath`, opened on first use (once per process). */
+  /** The library's front door for `--root` (else BERTH_ROOT or the default), opened on first use (once per process). */
   berth(): Promise<Berth>;
   /** Write a line (or lines) of results to stdout. */
   out(text: string): void;

@@ -2,7 +2,6 @@ import { createRequire } from 'node:module';
 import type { Argv } from 'yargs';
 import { BerthError, EXIT_CODES } from '../index.js';
 import type { Berth, ProgressEvent } from '../index.js';
-import { resolveRoot } from '../store/root.js';
 import type { BerthCommand, BerthGroup } from './command.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
 import type { CliContext, GlobalArgs } from './context.js';
@@ -135,12 +134,10 @@ export async function main(args: string[]): Promise<void> {
 
   let berthPromise: Promise<Berth> | undefined;
   const ctxOf = (argv: GlobalArgs): CliContext => {
-    const rootPath = resolveRoot(argv.root);
     return {
-      rootPath,
       debug,
       signal: controller.signal,
-      berth: () => (berthPromise ??= import('../index.js').then((m) => m.openBerth({ root: rootPath }))),
+      berth: () => (berthPromise ??= import('../index.js').then((m) => m.openBerth(argv.root !== undefined ? { root: argv.root } : {}))),
       out: (text) => void process.stdout.write(text.endsWith('\n') ? text : text + '\n'),
       json: (value) => void process.stdout.write(JSON.stringify(value, null, 2) + '\n'),
       warn: (text) => void process.stderr.write(`berth: warning: ${text}\n`),
