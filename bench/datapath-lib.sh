@@ -20,7 +20,7 @@ W=${BENCH_DIR:-/tmp/berth-bench-$(basename "$0" .sh)-$SIZE}
 
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}" ${RPID:-}; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
   mountpoint -q "$W/mnt" && umount "$W/mnt" || true
   rm -rf "$W"
 }
@@ -50,9 +50,9 @@ berth_both() {
 }
 
 freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-# start_registry DIR: a docker-registry on 127.0.0.1 with its own config; sets REG and RPID.
+# start_registry DIR [PORT]: a docker-registry on 127.0.0.1 with its own config; sets REG and RPID.
 start_registry() {
-  local d=$1 port; port=$(freeport); mkdir -p "$d"
+  local d=$1 port=${2:-$(freeport)}; mkdir -p "$d"
   cat > "$d/config.yml" <<YML
 version: 0.1
 log: { level: error, accesslog: { disabled: true } }

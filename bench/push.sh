@@ -12,11 +12,14 @@ CTR="ctr -a $CTRD_SOCK -n pushsrc"
 $BERTH --root "$M/b" pull -q "$SEED/bench/dp:1" >/dev/null
 $CTR content fetch --plain-http "$SEED/bench/dp:1" >/dev/null
 skopeo copy -q --src-tls-verify=false "docker://$SEED/bench/dp:1" "oci:$M/s:dp"
-fresh() { stop_registry; rm -rf "$M/t"; start_registry "$M/t"; }
-start_registry "$M/t"
+# each push goes into a fresh registry on the same port (the pushed name stays the same)
+TPORT=$(freeport)
+fresh() { stop_registry; rm -rf "$M/t"; start_registry "$M/t" "$TPORT"; }
+start_registry "$M/t" "$TPORT"
+$BERTH --root "$M/b" tag "$SEED/bench/dp:1" "$REG/bench/dp:1"
 for r in $(seq "$ROUNDS"); do
   echo "# round $r" >&2
-  PREP='fresh; $BERTH --root "$M/b" tag "$SEED/bench/dp:1" "$REG/bench/dp:1"' berth_both berth $BERTH --root "$M/b" push -q "$REG/bench/dp:1"
+  PREP=fresh berth_both berth $BERTH --root "$M/b" push -q "$REG/bench/dp:1"
   fresh; measure skopeo skopeo copy -q --dest-tls-verify=false "oci:$M/s:dp" "docker://$REG/bench/dp:1"
   fresh; measure ctr $CTR images push --plain-http "$REG/bench/dp:1" "$SEED/bench/dp:1"
 done
