@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { Agent as UndiciAgent, Dispatcher } from 'undici';
@@ -300,7 +299,8 @@ export class Transport {
       keepAliveTimeout: 10_000,
       headersTimeout: 60_000,
       bodyTimeout: 120_000,
-      connect: { timeout: 15_000, ...(extra.length ? { ca: [...rootCertificates, ...extra] } : {}) },
+      // node:tls loads here, with undici: a plain-http pull never loads it.
+      connect: { timeout: 15_000, ...(extra.length ? { ca: [...(createRequire(import.meta.url)('node:tls') as typeof import('node:tls')).rootCertificates, ...extra] } : {}) },
     });
     return this.#undiciAgent;
   }
