@@ -65,7 +65,8 @@ YML
 }
 stop_registry() { kill "$RPID" 2>/dev/null; wait "$RPID" 2>/dev/null || true; }
 
-# report OP TARGET PEER...: medians of berth (both CA settings) and each peer, berth/fastest peer.
+# report OP TARGET PEER...: medians of berth (both CA settings) and each peer, berth/fastest peer;
+# a "floor" row (bench/node-floor.mjs), when measured, is shown with berth/floor.
 report() {
   python3 - "$R" "$1" "$2" "$SIZE" "$MB" "$ROUNDS" "${@:3}" <<'PY'
 import sys, statistics as st, collections
@@ -81,9 +82,10 @@ fast = min(pm, key=pm.get)
 print(f"{op} {size} ({mb} MB, medians of {rounds} interleaved rounds; load avg {open('/proc/loadavg').read().split()[0]})")
 for p in peers:
     if p in med: print(f"  {p:<12} {med[p]:7.3f}s  peak RSS {rss[p]:5.0f} MB")
+if 'floor' in med: print(f"  {'node floor':<12} {med['floor']:7.3f}s  peak RSS {rss['floor']:5.0f} MB  (bench/node-floor.mjs: sha256 + write + fsync, no berth code)")
 for ca in ('unset', 'set'):
     k = f'berth-{ca}'
     if k not in med: continue
-    print(f"  berth (NODE_EXTRA_CA_CERTS {ca:<5}) {med[k]:7.3f}s  peak RSS {rss[k]:5.0f} MB  {int(mb)/med[k]:6.0f} MB/s  berth/{fast} = {med[k]/pm[fast]:.2f}  (target <= {target})")
+    print(f"  berth (NODE_EXTRA_CA_CERTS {ca:<5}) {med[k]:7.3f}s  peak RSS {rss[k]:5.0f} MB  {int(mb)/med[k]:6.0f} MB/s  berth/{fast} = {med[k]/pm[fast]:.2f}  (target <= {target})" + (f"  berth/floor = {med[k]/med['floor']:.2f}" if 'floor' in med else ''))
 PY
 }

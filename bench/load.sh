@@ -11,6 +11,7 @@ for r in $(seq "$ROUNDS"); do
   PREP='rm -rf "$M/out/b"' berth_both berth $BERTH --root "$M/out/b" load -q -i "$X"
   rm -rf "$M/out/s"; measure skopeo skopeo copy -q --dest-oci-accept-uncompressed-layers "docker-archive:$X" "oci:$M/out/s:img"
   measure ctr $CTR images import --no-unpack "$X"; $CTR images rm --sync docker.io/bench/dp:1 >/dev/null 2>&1 || true
+  rm -rf "$M/out"/*; measure floor node bench/node-floor.mjs load "$X" "$M/out/floor"
   rm -rf "$M/out"/*
 done
 report load "$([ "$SIZE" = 1g ] && echo 0.5 || echo 0.8)" skopeo ctr

@@ -15,5 +15,6 @@ for r in $(seq "$ROUNDS"); do
   rm -rf "$M/out"/*; measure skopeo skopeo copy -q --src-tls-verify=false "docker://$SEED/bench/dp:1" "oci:$M/out/s:x"
   rm -rf "$M/out"/*; measure ctr $CTR -n "p$r" content fetch --plain-http "$SEED/bench/dp:1"
   $CTR -n "p$r" content ls -q | xargs -r $CTR -n "p$r" content rm >/dev/null 2>&1 || true
+  rm -rf "$M/out"/*; measure floor node bench/node-floor.mjs pull "$SEED/bench/dp:1" "$M/out/floor"
 done
 report pull "$([ "$SIZE" = 1g ] && echo 0.5 || echo 0.8)" skopeo ctr
