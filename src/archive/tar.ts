@@ -243,6 +243,7 @@ export async function readTarFileEntries(
         [Symbol.asyncIterator]: () => ({
           next: async (): Promise<IteratorResult<Buffer>> => {
             if (left === 0) return { done: true, value: undefined };
+            opts.signal?.throwIfAborted();
             const c = await f.take(left);
             if (!c) {
               truncated = true;
