@@ -116,6 +116,7 @@ export async function push(store: ContentStore, input: string, opts: PushOptions
       rangeSource: {
         fetchRange: async (d: Descriptor, start: number, end: number): Promise<Readable> =>
           createReadStream(store.blobPath(d.digest), { start, end: end - 1, highWaterMark: 1 << 20 }),
+        filePath: (d: Descriptor) => store.blobPath(d.digest),
       },
       mountFrom: (d) => mounts.get(d) ?? [],
       ...(tag ? { tagRoot: { digest: root.digest, tag } } : {}),

@@ -1,15 +1,17 @@
 /**
- * Layer compression: gzip through node:zlib; zstd through a `zstd` child process.
+ * Layer compression: gzip through node:zlib; zstd through zlib where this Node has it (22.15+,
+ * feature-detected), else a `zstd` child process.
  *
- * Node 20 has no zstd in zlib (22.15+ has). We use the zstd CLI (`zstd -dc`, `zstd -c`) over
- * pipes: it is the reference implementation, multi-threaded when compressing, and several
- * times faster than a pure-JS decoder. When `zstd` is not installed, zstd layers fail with
+ * Node 20 has no zstd in zlib. There we use the zstd CLI (`zstd -dc`, `zstd -c`) over pipes:
+ * it is the reference implementation, multi-threaded when compressing, and several times
+ * faster than a pure-JS decoder. When `zstd` is not installed, zstd layers fail with
  * UNSUPPORTED and a hint to install it (Debian: apt-get install zstd).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Duplex, Readable, PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { availableParallelism } from 'node:os';
 import { createGunzip, gzip, constants as zc } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { BerthError } from '../errors.js';
 import { sniffCompression, type Compression } from '../oci/mediatype.js';
 
@@ -75,6 +77,33 @@ class ProcessDuplex extends Duplex {
   }
 }
 
+/** The part of node:zlib that speaks zstd (Node >= 22.15). */
+export interface ZlibZstd {
+  createZstdCompress(o?: { params?: Record<number, number> }): Transform;
+  createZstdDecompress(): Transform;
+  constants: { ZSTD_c_compressionLevel: number };
+}
+
+/** `z`'s zstd when it has one (feature detection, not a version check), else undefined. */
+export function zlibZstd(z: object = zlib): ZlibZstd | undefined {
+  const m = z as Partial<ZlibZstd>;
+  const ok = typeof m.createZstdCompress === 'function' && typeof m.createZstdDecompress === 'function' && typeof m.constants?.ZSTD_c_compressionLevel === 'number';
+  return ok ? (m as ZlibZstd) : undefined;
+}
+
+const zstdInZlib = zlibZstd();
+
+/** Which zstd this process uses: zlib's, or the `zstd` program. */
+export const zstdBackend: 'zlib' | 'process' = zstdInZlib ? 'zlib' : 'process';
+
+/** zlib's errors become one line naming `what` (as the child process's do). */
+function namedErrors(t: Transform, what: string): Transform {
+  const destroy = t._destroy.bind(t);
+  t._destroy = (err, cb) =>
+    destroy(err, (e) => cb(e && !(e instanceof BerthError) ? new BerthError('INVALID_ARGUMENT', `${what}: ${e.message.split('\n')[0]}`, { cause: e }) : e));
+  return t;
+}
+
 /** A stream that decompresses `compression` (a pass-through for 'none'). */
 export function decompressStream(compression: Compression, what = 'layer'): Duplex | Transform {
   switch (compression) {
@@ -84,6 +113,7 @@ export function decompressStream(compression: Compression, what = 'layer'): Dupl
       // Docker layers are sometimes concatenated gzip members; zlib handles that by default.
       return createGunzip({ chunkSize: 1 << 17 });
     case 'zstd':
+      if (zstdInZlib) return namedErrors(zstdInZlib.createZstdDecompress(), what);
       return new ProcessDuplex('zstd', ['-dcq', '--no-progress'], what);
     default:
       throw new BerthError('UNSUPPORTED', `${what}: unknown compression ${JSON.stringify(compression)}`);
@@ -144,7 +174,8 @@ class ParallelGzip extends Transform {
 
 /**
  * A stream that compresses to `compression` at `level` (gzip 1..9, zstd 1..19). gzip runs a
- * block per core (see ParallelGzip); zstd runs the multi-threaded zstd program.
+ * block per core (see ParallelGzip); zstd runs in zlib where it can, else the multi-threaded
+ * zstd program.
  */
 export function compressStream(compression: Compression, level?: number, what = 'layer'): Duplex | Transform {
   switch (compression) {
@@ -153,6 +184,7 @@ export function compressStream(compression: Compression, level?: number, what = 
     case 'gzip':
       return new ParallelGzip(level ?? zc.Z_DEFAULT_COMPRESSION, availableParallelism());
     case 'zstd':
+      if (zstdInZlib) return namedErrors(zstdInZlib.createZstdCompress({ params: { [zstdInZlib.constants.ZSTD_c_compressionLevel]: level ?? 3 } }), what);
       return new ProcessDuplex('zstd', ['-cq', '--no-progress', '-T0', `-${level ?? 3}`], what);
     default:
       throw new BerthError('UNSUPPORTED', `${what}: unknown compression ${JSON.stringify(compression)}`);

@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, open, readFile, readlink, type FileHandle } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { readTarEntries } from '../archive/tar.js';
+import { readTarEntries, readTarFileEntries, type TarEntryHeader } from '../archive/tar.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
 import { isDigest, sha256 } from '../oci/digest.js';
@@ -324,11 +324,11 @@ class BackgroundSync {
 }
 
 /**
- * A Transform that counts bytes, keeps the first few, reports progress, enforces a cap and,
- * when the first bytes say the member is gzip or zstd, tees it into a DiffHasher (the
- * decompressed digest is ready when the stream ends).
+ * Counts a member's bytes, keeps the first few, reports progress, enforces a cap and, when the
+ * first bytes say the member is gzip or zstd, tees it into a DiffHasher (the decompressed
+ * digest is ready at the end). Chunks may live in a reused buffer: the tee gets copies.
  */
-class Meter extends Transform {
+class Meter {
   n = 0;
   head = Buffer.alloc(0);
   #pending: Buffer[] | undefined = [];
@@ -339,9 +339,7 @@ class Meter extends Transform {
     private readonly what: string,
     private readonly onBytes?: (n: number) => void,
     private readonly flusher?: BackgroundSync,
-  ) {
-    super({ highWaterMark: 1 << 20 });
-  }
+  ) {}
   /** Decide on the tee once 8 bytes (or the end) are seen; replay what came before. */
   #decide(): Promise<void> | undefined {
     const pending = this.#pending!;
@@ -353,40 +351,39 @@ class Meter extends Transform {
     for (const b of pending) wait = this.tee.write(b) ?? wait;
     return wait;
   }
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+  /** Account for a chunk (before it is written); the promise, when any, is the tee's backpressure. */
+  feed(chunk: Buffer): Promise<void> | undefined {
     this.n += chunk.length;
     if (this.n > this.cap) {
-      cb(new BerthError('INVALID_ARGUMENT', `${this.what}: more than ${this.cap} bytes (decompression bomb?)`, { hint: 'raise BERTH_MAX_LAYER_BYTES if this layer is genuine' }));
-      return;
+      throw new BerthError('INVALID_ARGUMENT', `${this.what}: more than ${this.cap} bytes (decompression bomb?)`, { hint: 'raise BERTH_MAX_LAYER_BYTES if this layer is genuine' });
     }
     let wait: Promise<void> | undefined;
     if (this.#pending) {
       if (this.head.length < 8) this.head = Buffer.concat([this.head, chunk.subarray(0, 8 - this.head.length)]);
-      this.#pending.push(chunk);
+      this.#pending.push(Buffer.from(chunk));
       if (this.head.length >= 8) wait = this.#decide();
-    } else if (this.tee) wait = this.tee.write(chunk);
+    } else if (this.tee) wait = this.tee.write(Buffer.from(chunk));
     this.flusher?.wrote(chunk.length);
     if (this.onBytes && this.n - this.#last >= 4 << 20) {
       this.#last = this.n;
       this.onBytes(this.n);
     }
-    if (wait) wait.then(() => cb(null, chunk), cb);
-    else cb(null, chunk);
+    return wait;
   }
-  override _flush(cb: TransformCallback): void {
-    const wait = this.#pending ? this.#decide() : undefined;
-    if (wait) wait.then(() => cb(), cb);
-    else cb();
+  /** The end of the member. */
+  end(): Promise<void> | undefined {
+    return this.#pending ? this.#decide() : undefined;
   }
 }
 
 const BLOB_RE = /^blobs\/sha256\/([a-f0-9]{64})$/;
 
 /**
- * Read a (decompressed) tar stream once. Every member becomes an entry of the returned archive;
- * nothing is visible in the store until a member is committed.
+ * Read a (decompressed) tar stream, or an uncompressed tar file, once. Every member becomes an
+ * entry of the returned archive; nothing is visible in the store until a member is committed.
+ * A file is read without streams through reused buffers (readTarFileEntries).
  */
-export async function readTarArchive(store: ContentStore, input: Readable, what: string, limits: PassLimits, opts: OpOptions = {}): Promise<TarArchive> {
+export async function readTarArchive(store: ContentStore, input: Readable | { path: string }, what: string, limits: PassLimits, opts: OpOptions = {}): Promise<TarArchive> {
   const ar = new TarArchive(what);
   const small = limits.smallMemberBytes ?? 1 << 20;
   let budget = limits.memoryBudget ?? 128 << 20;
@@ -395,9 +392,10 @@ export async function readTarArchive(store: ContentStore, input: Readable, what:
     ar.members.set(m.name, m);
     if (old) await old.discard();
   };
+  const read = (onEntry: (h: TarEntryHeader, body: AsyncIterable<Buffer>) => Promise<void>, o: { what: string; signal?: AbortSignal }) =>
+    'path' in input && !(input instanceof Readable) ? readTarFileEntries(input.path, onEntry, o) : readTarEntries(input as Readable, onEntry, o);
   try {
-    await readTarEntries(
-      input,
+    await read(
       async (h, body) => {
         opts.signal?.throwIfAborted();
         const name = normalizeMemberName(h.name);
@@ -421,7 +419,7 @@ export async function readTarArchive(store: ContentStore, input: Readable, what:
         if (blob && h.size > small) {
           const digest = `sha256:${blob[1]}` as Digest;
           if (await store.exists({ digest, size: h.size })) {
-            body.resume();
+            // The unread body is skipped by the reader.
             opts.onProgress?.({ type: 'blob-done', digest, size: h.size, skipped: true, reason: 'exists' });
             await put(new StoreMember(name, h.size, digest, store));
             return;
@@ -429,7 +427,7 @@ export async function readTarArchive(store: ContentStore, input: Readable, what:
         }
         if (docCap !== undefined || (h.size <= small && h.size <= budget)) {
           const chunks: Buffer[] = [];
-          for await (const c of body) chunks.push(c as Buffer);
+          for await (const c of body) chunks.push(Buffer.from(c));
           const data = Buffer.concat(chunks);
           budget -= data.length;
           await put(new BufferMember(name, data));
@@ -448,7 +446,15 @@ export async function readTarArchive(store: ContentStore, input: Readable, what:
         );
         let diff: { compression: Compression; result: DiffIdResult } | undefined;
         try {
-          await pipeline(body, meter, w.writable());
+          // One chunk at a time: hashed and written before the next is read (the file reader
+          // reads ahead meanwhile; a stream buffers up to its high-water mark).
+          for await (const c of body) {
+            const wait = meter.feed(c);
+            if (wait) await wait;
+            await w.write(c);
+          }
+          const wait = meter.end();
+          if (wait) await wait;
           if (meter.tee) diff = { compression: meter.tee.compression, result: await meter.tee.end() };
         } catch (e) {
           meter.tee?.abort();

@@ -3,13 +3,12 @@
  * an OCI layout plus manifest.json and repositories) or an oci-archive. Byte-for-byte
  * reproducible: blobs sorted by digest, fixed mtimes and owners, stored blobs as they are.
  */
-import { createWriteStream } from 'node:fs';
-import { rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { compressStream } from '../archive/compress.js';
-import { TarWriter } from '../archive/tar.js';
+import { TarFileWriter, TarWriter } from '../archive/tar.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
 import { canonicalJson, digestHex, CountingStream } from '../oci/digest.js';
@@ -100,79 +99,142 @@ async function plan(store: ContentStore, inputs: readonly string[], opts: SaveOp
 }
 
 
+/** Where the archive's members go: a tar stream, or a file written in place. */
+interface Members {
+  dir(name: string): Promise<void>;
+  bytes(name: string, data: Buffer): Promise<void>;
+  blob(d: Descriptor, onBytes: (n: number) => void): Promise<void>;
+}
+
+/** The members of the archive, in order. */
+async function writeMembers(m: Members, entries: Entry[], blobs: Descriptor[], format: SaveFormat, opts: SaveOptions): Promise<number> {
+  let bytes = 0;
+  await m.dir('blobs');
+  await m.dir('blobs/sha256');
+  for (const d of blobs) {
+    opts.signal?.throwIfAborted();
+    opts.onProgress?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType });
+    let last = 0;
+    await m.blob(d, (n) => {
+      if (opts.onProgress && n - last >= 4 << 20) {
+        last = n;
+        opts.onProgress({ type: 'blob-progress', digest: d.digest, done: n, size: d.size });
+      }
+    });
+    bytes += d.size;
+    opts.onProgress?.({ type: 'blob-done', digest: d.digest, size: d.size });
+  }
+  const index = {
+    schemaVersion: 2,
+    mediaType: MediaType.OCI_INDEX,
+    manifests: entries.map((e) => {
+      if (!e.name) return e.root;
+      const ref = parseReference(e.name);
+      const refName = format === 'docker' ? (ref.tag ?? 'latest') : e.name;
+      return { ...e.root, annotations: { [Annotation.CONTAINERD_NAME]: e.name, [Annotation.REF_NAME]: refName } };
+    }),
+  };
+  await m.bytes('index.json', canonicalJson(index));
+  if (format === 'docker') {
+    const manifest = entries
+      .filter((e) => e.manifest)
+      .map((e) => ({
+        Config: `blobs/sha256/${digestHex(e.manifest!.config)}`,
+        RepoTags: e.name ? [familiarString(parseReference(e.name))] : [],
+        Layers: e.manifest!.layers.map((l) => `blobs/sha256/${digestHex(l)}`),
+      }));
+    await m.bytes('manifest.json', canonicalJson(manifest));
+  }
+  await m.bytes('oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
+  if (format === 'docker') {
+    const repos: Record<string, Record<string, string>> = {};
+    for (const e of entries) {
+      if (!e.name || !e.manifest) continue;
+      const ref = parseReference(e.name);
+      (repos[familiarName(ref)] ??= {})[ref.tag ?? 'latest'] = digestHex(e.manifest.config);
+    }
+    await m.bytes('repositories', canonicalJson(repos));
+  }
+  return bytes;
+}
+
+function result(entries: Entry[], blobs: Descriptor[], bytes: number): SaveResult {
+  return { images: entries.map((e) => ({ ...(e.name ? { name: e.name } : {}), root: e.root })), blobs: blobs.length, bytes };
+}
+
 /** Write the archive of `inputs` (names, ids or digests) to `sink`. */
 export async function saveImages(store: ContentStore, inputs: readonly string[], sink: Writable, opts: SaveOptions = {}): Promise<SaveResult> {
   const format = opts.format ?? 'docker';
   const { entries, blobs } = await plan(store, inputs, opts);
   const tw = new TarWriter();
   const out = pipeline(tw.readable, sink, opts.signal ? { signal: opts.signal } : {});
-  let bytes = 0;
-  const produce = async () => {
-    await tw.addDirectory('blobs');
-    await tw.addDirectory('blobs/sha256');
-    for (const d of blobs) {
-      opts.signal?.throwIfAborted();
-      opts.onProgress?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType });
-      const counter = new CountingStream({ every: 4 << 20, ...(opts.onProgress ? { onBytes: (n: number) => opts.onProgress!({ type: 'blob-progress', digest: d.digest, done: n, size: d.size }) } : {}) });
-      const src = await store.fetch(d);
-      await tw.addStream(`blobs/sha256/${digestHex(d.digest)}`, d.size, src.pipe(counter), opts.signal ? { signal: opts.signal } : {});
-      bytes += d.size;
-      opts.onProgress?.({ type: 'blob-done', digest: d.digest, size: d.size });
-    }
-    const index = {
-      schemaVersion: 2,
-      mediaType: MediaType.OCI_INDEX,
-      manifests: entries.map((e) => {
-        if (!e.name) return e.root;
-        const ref = parseReference(e.name);
-        const refName = format === 'docker' ? (ref.tag ?? 'latest') : e.name;
-        return { ...e.root, annotations: { [Annotation.CONTAINERD_NAME]: e.name, [Annotation.REF_NAME]: refName } };
-      }),
-    };
-    await tw.addBytes('index.json', canonicalJson(index));
-    if (format === 'docker') {
-      const manifest = entries
-        .filter((e) => e.manifest)
-        .map((e) => ({
-          Config: `blobs/sha256/${digestHex(e.manifest!.config)}`,
-          RepoTags: e.name ? [familiarString(parseReference(e.name))] : [],
-          Layers: e.manifest!.layers.map((l) => `blobs/sha256/${digestHex(l)}`),
-        }));
-      await tw.addBytes('manifest.json', canonicalJson(manifest));
-    }
-    await tw.addBytes('oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
-    if (format === 'docker') {
-      const repos: Record<string, Record<string, string>> = {};
-      for (const e of entries) {
-        if (!e.name || !e.manifest) continue;
-        const ref = parseReference(e.name);
-        (repos[familiarName(ref)] ??= {})[ref.tag ?? 'latest'] = digestHex(e.manifest.config);
-      }
-      await tw.addBytes('repositories', canonicalJson(repos));
-    }
-    tw.finish();
+  const sig = opts.signal ? { signal: opts.signal } : {};
+  const members: Members = {
+    dir: (name) => tw.addDirectory(name),
+    bytes: (name, data) => tw.addBytes(name, data),
+    blob: async (d, onBytes) => {
+      const counter = new CountingStream({ every: 4 << 20, onBytes });
+      await tw.addStream(`blobs/sha256/${digestHex(d.digest)}`, d.size, (await store.fetch(d)).pipe(counter), sig);
+    },
   };
+  let bytes = 0;
   try {
-    await Promise.all([produce().catch((e) => {
-      tw.destroy(e);
-      throw e;
-    }), out]);
+    await Promise.all([
+      writeMembers(members, entries, blobs, format, opts).then(
+        (n) => {
+          bytes = n;
+          tw.finish();
+        },
+        (e) => {
+          tw.destroy(e);
+          throw e;
+        },
+      ),
+      out,
+    ]);
   } catch (e) {
     throw e instanceof BerthError ? e : fromSystemError(e, 'writing the archive');
   }
-  return { images: entries.map((e) => ({ ...(e.name ? { name: e.name } : {}), root: e.root })), blobs: blobs.length, bytes };
+  return result(entries, blobs, bytes);
 }
 
-/** Save into `path` atomically (temp file + rename). */
+/**
+ * Save into `path` atomically (temp file + rename). The file is written in place (positioned
+ * writes, blobs copied through two reused buffers): the same bytes as saveImages gives a stream.
+ */
 export async function saveImagesToFile(store: ContentStore, inputs: readonly string[], path: string, opts: SaveOptions = {}): Promise<SaveResult> {
+  const format = opts.format ?? 'docker';
+  const { entries, blobs } = await plan(store, inputs, opts);
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  let fh: FileHandle | undefined;
   try {
-    const r = await saveImages(store, inputs, createWriteStream(tmp), opts);
+    fh = await open(tmp, 'w', 0o644);
+    const tw = new TarFileWriter(fh);
+    const members: Members = {
+      dir: (name) => tw.addDirectory(name),
+      bytes: (name, data) => tw.addBytes(name, data),
+      blob: async (d, onBytes) => {
+        // Checked like store.fetch: present, and the size the descriptor says.
+        const size = await store.blobSize(d.digest);
+        if (size === undefined) throw new BerthError('NOT_FOUND', `blob ${d.digest} is not in the store`, { hint: 'pull or load the image again' });
+        if (size !== d.size) throw new BerthError('DIGEST_MISMATCH', `store blob ${d.digest} has size ${size}, expected ${d.size}`, { hint: 'run berth system check' });
+        const src = await open(store.blobPath(d.digest), 'r');
+        try {
+          await tw.addFile(`blobs/sha256/${digestHex(d.digest)}`, d.size, src, { onBytes, ...(opts.signal ? { signal: opts.signal } : {}) });
+        } finally {
+          await src.close();
+        }
+      },
+    };
+    const bytes = await writeMembers(members, entries, blobs, format, opts);
+    await tw.finish();
+    await fh.close();
+    fh = undefined;
     await rename(tmp, path);
-    return r;
+    return result(entries, blobs, bytes);
   } catch (e) {
+    await fh?.close().catch(() => {});
     await unlink(tmp).catch(() => {});
     throw e instanceof BerthError ? e : fromSystemError(e, `writing ${path}`);
   }
 }
-

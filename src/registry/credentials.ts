@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -158,6 +157,8 @@ export class CredentialStore {
 async function runHelper(name: string, verb: 'get' | 'store' | 'erase', input: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new BerthError('INVALID_ARGUMENT', `invalid credential helper name ${JSON.stringify(name)}`);
   const bin = `docker-credential-${name}`;
+  // Loaded here: most pulls run no helper.
+  const { spawn } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     const p = spawn(bin, [verb], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];

@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
-import type { Readable } from 'node:stream';
+import { createReadStream, readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { Transform, type Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { BerthError } from '../errors.js';
@@ -8,28 +9,100 @@ import type { ProgressEvent } from '../oci/content.js';
 import { basicHeader, parseWwwAuthenticate, type Challenge, type Credentials } from './auth.js';
 import { apiHost, isPrivateAddress, plainHttpAllowed } from './hosts.js';
 
+interface Undici {
+  Agent: typeof UndiciAgent;
+  request: (d: Dispatcher, o: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
+}
+
+let undiciCache: Undici | undefined;
+
 /**
- * undici's Agent and request, loaded from their own modules: the package index also loads
- * fetch, WebSocket, caches and more, which costs ~100-300 ms at every CLI start.
+ * undici's Agent and request, loaded from their own modules on the first https request: the
+ * package index also loads fetch, WebSocket, caches and more (~100-300 ms at every CLI start),
+ * and even these two cost ~150 ms plus a WebAssembly compile, which a plain-http registry
+ * (loopback, --insecure-registry) never pays: node:http serves those.
  */
-const undici = (() => {
+function undici(): Undici {
+  if (undiciCache) return undiciCache;
   const req = createRequire(import.meta.url);
   try {
     const Agent = req('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
     const api = req('undici/lib/api/index.js') as { request: (this: Dispatcher, o: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData> };
     if (typeof Agent !== 'function' || typeof api.request !== 'function') throw new Error('layout');
-    return { Agent, request: (d: Dispatcher, o: Dispatcher.RequestOptions) => api.request.call(d, o) };
+    undiciCache = { Agent, request: (d, o) => api.request.call(d, o) };
   } catch {
     const u = req('undici') as typeof import('undici');
-    return { Agent: u.Agent, request: (d: Dispatcher, o: Dispatcher.RequestOptions) => d.request(o) };
+    undiciCache = { Agent: u.Agent, request: (d, o) => d.request(o) };
   }
-})();
-const { Agent } = undici;
+  return undiciCache;
+}
 
-function undiciRequest(url: string, o: Omit<Dispatcher.RequestOptions, 'origin' | 'path'> & { dispatcher: Dispatcher }): Promise<Dispatcher.ResponseData> {
-  const u = new URL(url);
-  const { dispatcher, ...rest } = o;
-  return undici.request(dispatcher, { ...rest, origin: u.origin, path: u.pathname + u.search });
+/** What both clients answer: status, lower-case headers, a body with dump() and text(). */
+interface RawResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: HttpResponse['body'];
+}
+
+interface RawRequest {
+  method: string;
+  headers?: Record<string, string>;
+  body?: Buffer | Readable | FileBody | null;
+  signal?: AbortSignal;
+  headersTimeout: number;
+  bodyTimeout: number;
+}
+
+function timeoutError(code: string, what: string): Error {
+  return Object.assign(new Error(`${what} timeout`), { code });
+}
+
+/** A plain-http request through node:http (keep-alive agent), shaped like undici's answer. */
+function nodeHttpRequest(agent: HttpAgent, url: URL, o: RawRequest): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      agent,
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: url.port || 80,
+      path: url.pathname + url.search,
+      method: o.method,
+      ...(o.headers ? { headers: o.headers } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+    let res: IncomingMessage | undefined;
+    req.setTimeout(o.headersTimeout, () => req.destroy(timeoutError('UND_ERR_HEADERS_TIMEOUT', 'headers')));
+    req.on('error', (e) => (res ? res.destroy(e) : reject(e)));
+    req.once('response', (r: IncomingMessage) => {
+      res = r;
+      r.setTimeout(o.bodyTimeout, () => r.destroy(timeoutError('UND_ERR_BODY_TIMEOUT', 'body')));
+      const body = r as unknown as HttpResponse['body'];
+      body.text = async () => {
+        const chunks: Buffer[] = [];
+        for await (const c of r) chunks.push(c as Buffer);
+        return Buffer.concat(chunks).toString('utf8');
+      };
+      body.dump = async () => {
+        // A small body is read to the end so the connection is reused; a large one is dropped.
+        if (Number(r.headers['content-length'] ?? 0) > 256 * 1024) {
+          r.destroy();
+          return;
+        }
+        await new Promise<void>((done) => {
+          r.once('end', done).once('close', done).once('error', () => done());
+          r.resume();
+        });
+      };
+      resolve({ statusCode: r.statusCode ?? 0, headers: r.headers, body });
+    });
+    const b = o.body;
+    if (b === undefined || b === null) req.end();
+    else if (Buffer.isBuffer(b)) req.end(b);
+    else if (b instanceof FileBody) b.sendTo(req).catch((e: Error) => req.destroy(e));
+    else {
+      b.once('error', (e) => req.destroy(e));
+      b.pipe(req);
+    }
+  });
 }
 
 export interface TransportOptions {
@@ -51,8 +124,63 @@ export interface TransportOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** A request body: bytes and factories can be sent again; a plain stream only once. */
-export type RequestBody = Buffer | (() => Promise<Readable>) | Readable;
+/**
+ * Bytes `[start, end)` of a file as a request body (a blob being pushed). Plain http sends it
+ * through two reused buffers, each refilled once the socket took it (fresh buffers per chunk cost
+ * ~2 s of page faults per GB here); https reads it as a stream. It can be sent again.
+ */
+export class FileBody {
+  constructor(
+    readonly path: string,
+    readonly start: number,
+    readonly end: number,
+    /** Bytes sent so far (progress). */
+    readonly onBytes?: (n: number) => void,
+  ) {}
+
+  /** The bytes as a stream (for undici); counted by a pass-through stage, not a 'data' listener. */
+  stream(): Readable {
+    const s = createReadStream(this.path, { start: this.start, end: this.end - 1, highWaterMark: 1 << 20 });
+    const onBytes = this.onBytes;
+    if (!onBytes) return s;
+    let n = 0;
+    const t = new Transform({
+      transform(c: Buffer, _e, cb) {
+        onBytes((n += c.length));
+        cb(null, c);
+      },
+    });
+    s.on('error', (e) => t.destroy(e));
+    return s.pipe(t);
+  }
+
+  /** Write the bytes into `req` and end it. */
+  async sendTo(req: ClientRequest): Promise<void> {
+    const fh = await open(this.path, 'r');
+    const bufs = [Buffer.allocUnsafeSlow(1 << 20), Buffer.allocUnsafeSlow(1 << 20)];
+    let pending: Promise<void> | undefined;
+    try {
+      let pos = this.start;
+      for (let i = 0; pos < this.end; i++) {
+        const b = bufs[i & 1]!;
+        const { bytesRead } = await fh.read(b, 0, Math.min(b.length, this.end - pos), pos);
+        if (bytesRead === 0) throw Object.assign(new Error(`${this.path} ends at ${pos}, before ${this.end}`), { code: 'EBLOBSHORT' });
+        await pending; // the other buffer is free once the socket took it
+        pending = new Promise<void>((res, rej) => req.write(b.subarray(0, bytesRead), (e) => (e ? rej(e) : res())));
+        pos += bytesRead;
+        this.onBytes?.(pos - this.start);
+      }
+      await pending;
+      req.end();
+    } finally {
+      await pending?.catch(() => {});
+      await fh.close();
+    }
+  }
+}
+
+/** A request body: bytes, factories and file ranges can be sent again; a plain stream only once. */
+export type RequestBody = Buffer | (() => Promise<Readable>) | Readable | FileBody;
 
 export interface HttpRequest {
   method: 'GET' | 'HEAD' | 'PUT' | 'PATCH' | 'POST' | 'DELETE';
@@ -192,35 +320,68 @@ export async function statusError(res: HttpResponse, what: string, host: string)
  * 429 (Retry-After honoured, capped) for bodies that can be sent again.
  */
 export class Transport {
-  readonly agent: UndiciAgent;
   readonly insecure: readonly string[];
   readonly #opts: TransportOptions;
   readonly #domains = new Map<string, DomainState>();
+  #undiciAgent: UndiciAgent | undefined;
+  #httpAgent: HttpAgent | undefined;
 
   constructor(opts: TransportOptions = {}) {
     this.#opts = opts;
     this.insecure = opts.insecureRegistries ?? [];
-    const env = opts.env ?? process.env;
-    const extra: string[] = [];
-    for (const f of [...(opts.caFiles ?? []), env.SSL_CERT_FILE, env.NODE_EXTRA_CA_CERTS]) {
-      if (!f) continue;
-      try {
-        extra.push(readFileSync(f, 'utf8'));
-      } catch (e) {
-        if (opts.caFiles?.includes(f)) throw new BerthError('NOT_FOUND', `CA file ${f} cannot be read (${errorCode(e) ?? 'error'})`, { hint: 'check the --ca path' });
-      }
+    // A --ca that cannot be read is an error at once, not at the first https request.
+    for (const f of opts.caFiles ?? []) this.#readCa(f, true);
+  }
+
+  #readCa(f: string, required: boolean): string | undefined {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch (e) {
+      if (required) throw new BerthError('NOT_FOUND', `CA file ${f} cannot be read (${errorCode(e) ?? 'error'})`, { hint: 'check the --ca path' });
+      return undefined;
     }
-    this.agent = new Agent({
-      connections: opts.connections ?? 16,
+  }
+
+  /** The https client (undici), made on first use with the system roots plus --ca / SSL_CERT_FILE. */
+  get agent(): UndiciAgent {
+    if (this.#undiciAgent) return this.#undiciAgent;
+    const env = this.#opts.env ?? process.env;
+    const extra: string[] = [];
+    for (const f of [...(this.#opts.caFiles ?? []), env.SSL_CERT_FILE, env.NODE_EXTRA_CA_CERTS]) {
+      const pem = f ? this.#readCa(f, this.#opts.caFiles?.includes(f) ?? false) : undefined;
+      if (pem) extra.push(pem);
+    }
+    this.#undiciAgent = new (undici().Agent)({
+      connections: this.#opts.connections ?? 16,
       keepAliveTimeout: 10_000,
       headersTimeout: 60_000,
       bodyTimeout: 120_000,
-      connect: { timeout: 15_000, ...(extra.length ? { ca: [...rootCertificates, ...extra] } : {}) },
+      // node:tls loads here, with undici: a plain-http pull never loads it.
+      connect: { timeout: 15_000, ...(extra.length ? { ca: [...(createRequire(import.meta.url)('node:tls') as typeof import('node:tls')).rootCertificates, ...extra] } : {}) },
     });
+    return this.#undiciAgent;
+  }
+
+  /** One request on the client for its scheme: node:http for plain http, undici for https. */
+  #send(url: string, o: RawRequest): Promise<RawResponse> {
+    const u = new URL(url);
+    if (u.protocol === 'http:') {
+      this.#httpAgent ??= new HttpAgent({ keepAlive: true, maxSockets: this.#opts.connections ?? 16, timeout: 15_000 });
+      return nodeHttpRequest(this.#httpAgent, u, o);
+    }
+    const { signal, body, ...rest } = o;
+    return undici().request(this.agent, {
+      ...rest,
+      body: body instanceof FileBody ? body.stream() : (body ?? null),
+      origin: u.origin,
+      path: u.pathname + u.search,
+      ...(signal ? { signal } : {}),
+    } as Dispatcher.RequestOptions) as unknown as Promise<RawResponse>;
   }
 
   async close(): Promise<void> {
-    await this.agent.close().catch(() => {});
+    this.#httpAgent?.destroy();
+    await this.#undiciAgent?.close().catch(() => {});
   }
 
   #state(domain: string): DomainState {
@@ -256,7 +417,7 @@ export class Transport {
       // Plain HTTP is asked first (a TLS server answers it at once, with 400 or a reset); a
       // TLS ClientHello sent to a plain server can hang until a timeout.
       try {
-        const res = await undiciRequest(`http://${host}/v2/`, { method: 'GET', dispatcher: this.agent, headersTimeout: 10_000, bodyTimeout: 10_000 });
+        const res = await this.#send(`http://${host}/v2/`, { method: 'GET', headersTimeout: 10_000, bodyTimeout: 10_000 });
         const body = (await res.body.text().catch(() => '')).slice(0, 1000);
         if (res.statusCode === 400 && /https|tls|ssl/i.test(body)) return `https://${host}`;
         return `http://${host}`;
@@ -338,7 +499,7 @@ export class Transport {
     const base = this.#opts.retryBaseMs ?? 200;
     const cap = this.#opts.retryCapMs ?? 20_000;
     const regHost = apiHost(domain);
-    const replayable = req.body === undefined || Buffer.isBuffer(req.body) || typeof req.body === 'function';
+    const replayable = req.body === undefined || Buffer.isBuffer(req.body) || typeof req.body === 'function' || req.body instanceof FileBody;
     let url = req.url;
     const origHost = new URL(req.url).host;
     let method = req.method;
@@ -363,9 +524,9 @@ export class Transport {
           sentAuth = true;
         }
       }
-      let sendBody: Buffer | Readable | undefined;
+      let sendBody: Buffer | Readable | FileBody | undefined;
       if (body !== undefined) {
-        if (Buffer.isBuffer(body)) sendBody = body;
+        if (Buffer.isBuffer(body) || body instanceof FileBody) sendBody = body;
         else if (typeof body === 'function') sendBody = await body();
         else {
           if (bodyUsed) throw new BerthError('UNAVAILABLE', `${req.what}: request failed and its body cannot be sent again`);
@@ -375,7 +536,7 @@ export class Transport {
       }
       let res: HttpResponse;
       try {
-        const r = await undiciRequest(url, { method, headers, body: sendBody ?? null, dispatcher: this.agent, ...(req.signal ? { signal: req.signal } : {}) });
+        const r = await this.#send(url, { method, headers, body: sendBody ?? null, headersTimeout: 60_000, bodyTimeout: 120_000, ...(req.signal ? { signal: req.signal } : {}) });
         res = {
           status: r.statusCode,
           url,
@@ -386,7 +547,7 @@ export class Transport {
           body: r.body as unknown as HttpResponse['body'],
         };
       } catch (e) {
-        if (sendBody && typeof (sendBody as Readable).destroy === 'function' && !Buffer.isBuffer(sendBody)) (sendBody as Readable).destroy();
+        if (sendBody && !Buffer.isBuffer(sendBody) && !(sendBody instanceof FileBody)) sendBody.destroy();
         if (req.signal?.aborted) throw new BerthError('ABORTED', `${req.what}: aborted`, { cause: e });
         const code = errorCode(e);
         if (code && RETRY_CODES.has(code) && attempt < retries && replayable) {

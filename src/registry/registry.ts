@@ -7,7 +7,7 @@ import { isIndex, isManifest, isSchema1, MediaType } from '../oci/mediatype.js';
 import { familiarString, parseReference, type Reference } from '../oci/reference.js';
 import type { Descriptor, Digest } from '../oci/types.js';
 import { Limiter } from '../oci/limit.js';
-import { errorCode, readCapped, statusError, Transport, type HttpResponse, type TransportOptions } from './http.js';
+import { errorCode, FileBody, readCapped, statusError, Transport, type HttpResponse, type TransportOptions } from './http.js';
 
 /** What a manifest GET accepts, in order of preference. */
 export const MANIFEST_ACCEPT = [
@@ -22,6 +22,8 @@ export const MANIFEST_ACCEPT = [
 /** Something that can read a byte range of a blob again (chunked push retries). */
 export interface RangeSource {
   fetchRange(desc: Descriptor, start: number, end: number): Promise<Readable>;
+  /** The blob's file, when it is one: uploads then read it through reused buffers (FileBody). */
+  filePath?(desc: Descriptor): string;
 }
 
 export interface RepositoryOptions {
@@ -335,7 +337,8 @@ export class Repository implements ResumableSource, ContentTarget {
 
   async #putWhole(desc: Descriptor, location: string, content: Buffer | (() => Promise<Readable>), opts: OpOptions): Promise<void> {
     const what = `uploading blob ${desc.digest}`;
-    const body = Buffer.isBuffer(content) ? content : async () => counted(await content(), desc, opts);
+    const file = this.opts.rangeSource?.filePath?.(desc);
+    const body = Buffer.isBuffer(content) ? content : file ? new FileBody(file, 0, desc.size, progress(desc, opts)) : async () => counted(await content(), desc, opts);
     const res = await this.#req('PUT', this.#withDigest(location, desc.digest), what, opts, {
       body,
       noRetry: true,
@@ -376,23 +379,31 @@ export class Repository implements ResumableSource, ContentTarget {
   }
 }
 
+/** Throttled blob-progress events for `desc` (undefined without a listener). */
+function progress(desc: Descriptor, opts: OpOptions): ((done: number) => void) | undefined {
+  if (!opts.onProgress) return undefined;
+  let last = 0;
+  return (done) => {
+    const now = Date.now();
+    if (now - last > 200 || done === desc.size) {
+      last = now;
+      opts.onProgress!({ type: 'blob-progress', digest: desc.digest, done, size: desc.size });
+    }
+  };
+}
+
 /**
  * Count bytes as a stream is uploaded (progress). A pass-through stage, not a 'data' listener: a
  * listener would switch the source into flowing mode before the uploader reads it, and chunks
  * already buffered in the source (a registry-to-registry copy) would be lost.
  */
 function counted(s: Readable, desc: Descriptor, opts: OpOptions): Readable {
-  if (!opts.onProgress) return s;
+  const report = progress(desc, opts);
+  if (!report) return s;
   let done = 0;
-  let last = 0;
   const t = new Transform({
     transform(c: Buffer, _enc, cb) {
-      done += c.length;
-      const now = Date.now();
-      if (now - last > 200 || done === desc.size) {
-        last = now;
-        opts.onProgress!({ type: 'blob-progress', digest: desc.digest, done, size: desc.size });
-      }
+      report((done += c.length));
       cb(null, c);
     },
   });
@@ -403,6 +414,8 @@ function counted(s: Readable, desc: Descriptor, opts: OpOptions): Readable {
 /** Chunks of a blob: re-readable ranges when the source offers them, else read in order into memory. */
 function chunkSource(desc: Descriptor, content: Buffer | (() => Promise<Readable>), _chunk: number, ranges?: RangeSource) {
   if (Buffer.isBuffer(content)) return { next: async (a: number, b: number) => content.subarray(a, b), close() {} };
+  const file = ranges?.filePath?.(desc);
+  if (file) return { next: async (a: number, b: number) => new FileBody(file, a, b), close() {} };
   if (ranges) return { next: async (a: number, b: number) => () => ranges.fetchRange(desc, a, b), close() {} };
   let it: AsyncIterator<Buffer> | undefined;
   let stream: Readable | undefined;

@@ -51,14 +51,13 @@ export class IngestWriter {
     return `sha256:${this.#hash.copy().digest('hex')}` as Digest;
   }
 
+  /** Write and hash `chunk`: the write runs on the thread pool while this thread hashes. */
   async write(chunk: Uint8Array): Promise<void> {
-    this.#hash.update(chunk);
     this.#size += chunk.length;
-    let off = 0;
-    while (off < chunk.length) {
-      const { bytesWritten } = await this.#fh.write(chunk, off, chunk.length - off);
-      off += bytesWritten;
-    }
+    const first = this.#fh.write(chunk, 0, chunk.length);
+    this.#hash.update(chunk);
+    let off = (await first).bytesWritten;
+    while (off < chunk.length) off += (await this.#fh.write(chunk, off, chunk.length - off)).bytesWritten;
   }
 
   /** A Writable that feeds this ingest (for stream.pipeline). */
@@ -72,9 +71,11 @@ export class IngestWriter {
           cb(new BerthError('DIGEST_MISMATCH', `${limit.what ?? 'blob'}: more bytes than the declared size ${limit.size}`));
           return;
         }
-        for (const b of bufs) this.#hash.update(b);
         this.#size += n;
-        this.#fh.writev(bufs).then(() => cb(), cb);
+        // The write runs on the thread pool while this thread hashes the same (unchanged) bytes.
+        const written = this.#fh.writev(bufs);
+        for (const b of bufs) this.#hash.update(b);
+        written.then(() => cb(), cb);
       },
     });
   }

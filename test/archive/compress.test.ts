@@ -2,9 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
+import * as zlib from 'node:zlib';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { compressStream, decompressStream, detectCompression } from '../../src/archive/compress.js';
+import { compressStream, decompressStream, detectCompression, zlibZstd, zstdBackend } from '../../src/archive/compress.js';
 import { isBerthError } from '../../src/errors.js';
 
 const data = Buffer.concat([randomBytes(300_000), Buffer.alloc(700_000, 7)]);
@@ -46,5 +47,21 @@ describe('compression', () => {
     expect(isBerthError(err, 'INVALID_ARGUMENT')).toBe(true);
     expect((err as Error).message).toMatch(/^layer sha256:x: /);
     expect((err as Error).message).not.toContain('\n');
+  });
+
+  it("uses zlib's zstd exactly when this Node has one (feature detection), else the zstd program, at the level asked", async () => {
+    const has = typeof (zlib as Record<string, unknown>).createZstdCompress === 'function';
+    expect(zstdBackend).toBe(has ? 'zlib' : 'process');
+    expect(zlibZstd({})).toBeUndefined();
+    expect(zlibZstd({ createZstdCompress() {}, createZstdDecompress() {} })).toBeUndefined();
+    const shaped = { createZstdCompress() {}, createZstdDecompress() {}, constants: { ZSTD_c_compressionLevel: 100 } };
+    expect(zlibZstd(shaped)).toBe(shaped);
+    // Whichever runs here: the level reaches it, and the zstd tool reads what it writes.
+    const words = ['layer', 'blob', 'digest', 'manifest', 'index', 'config', 'tar', 'gzip'];
+    const text = Buffer.from(Array.from(randomBytes(400_000), (b) => words[b & 7]).join(' '));
+    const fast = await buffer(chunks(text).pipe(compressStream('zstd', 1)));
+    const small = await buffer(chunks(text).pipe(compressStream('zstd', 19)));
+    expect(small.length).toBeLessThan(fast.length);
+    for (const z of [fast, small]) expect(execFileSync('zstd', ['-dc'], { input: z, maxBuffer: 1 << 24 }).equals(text)).toBe(true);
   });
 });
