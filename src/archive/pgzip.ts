@@ -20,6 +20,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { crc32, deflateRaw, constants as zc, type ZlibOptions } from 'node:zlib';
+import { BerthError } from '../errors.js';
 
 /** Segment size: the unit of parallel work and of the stored/deflate decision. */
 export const SEGMENT = 1 << 20;
@@ -90,7 +91,7 @@ export class ParallelGzip extends Transform {
   /** `level` 0..9 (-1: zlib's default, 6); at most `parallel` segments in flight. */
   constructor(level: number, parallel: number) {
     super({ highWaterMark: 1 << 20 });
-    if (!Number.isInteger(level) || level < -1 || level > 9) throw new RangeError(`gzip level ${level} is not one of -1..9`);
+    if (!Number.isInteger(level) || level < -1 || level > 9) throw new BerthError('INVALID_ARGUMENT', `gzip level ${level} is not one of 0..9`);
     this.#level = level === -1 ? 6 : level;
     this.#parallel = Math.max(1, parallel);
   }

@@ -74,7 +74,7 @@ describe('ParallelGzip', () => {
     expect(gunzipSync(gz).equals(rep)).toBe(true);
   });
 
-  it('reports a bad level', () => {
-    expect(() => new ParallelGzip(10, 2)).toThrow(/level/);
+  it('reports a bad level as INVALID_ARGUMENT', () => {
+    for (const level of [10, -2, 1.5]) expect(() => new ParallelGzip(level, 2)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 });
