@@ -3,6 +3,10 @@
 # busybox image, interleaved rounds, on a fresh loop-mounted ext4.
 #   bash bench/commit.sh                # ROUNDS=3 SMALL=10000 BIG_MB=1024
 #   ROUNDS=1 SMALL=200 BIG_MB=8 bash bench/commit.sh    # a quick check that it works
+#   CONTENT=mixed bash bench/commit.sh  # the big file half system files (/usr as a tar), half random
+# CONTENT=random (default): every byte is random, nothing compresses (already-compressed data:
+# archives, media). CONTENT=mixed is closer to a real layer: binaries, libraries and text that
+# deflate shrinks, next to data it cannot. Both tools get the same bytes either way.
 # berth: a container copies the change into its rootfs, then `berth commit` (diff of the overlay
 # upper dir -> gzip layer -> image). umoci: `umoci unpack`, the change copied into the bundle's
 # rootfs, then `umoci repack` (timed; the unpack is not). Prints median wall seconds, the
@@ -12,6 +16,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 SMALL=${SMALL:-10000}
 BIG_MB=${BIG_MB:-1024}
+CONTENT=${CONTENT:-random}
 W=${BENCH_DIR:-/tmp/berth-bench-commit}
 BERTH="node $PWD/bin/berth.js"
 [ -x /usr/bin/time ] || { echo "install GNU time (apt-get install time)"; exit 1; }
@@ -48,42 +53,50 @@ for i in range(n):
     with open(os.path.join(sub, f"f{i:05d}"), "wb") as f:
         f.write(os.urandom(512 + i % 2048))
 PY
-head -c "${BIG_MB}M" /dev/urandom > "$M/change/data/big.bin"
+case $CONTENT in
+  random) head -c "${BIG_MB}M" /dev/urandom > "$M/change/data/big.bin" ;;
+  mixed) { tar -cf - -C / usr 2>/dev/null | head -c "$(( BIG_MB / 2 ))M" || true; head -c "$(( BIG_MB - BIG_MB / 2 ))M" /dev/urandom; } > "$M/change/data/big.bin" ;;
+  *) echo "CONTENT is random or mixed" >&2; exit 1 ;;
+esac
 
 # berth: one container holds the change; each round commits it.
 $BERTH --root "$ROOT" --progress none run --name chg -v "$M/change:/src:ro" bench/base:1 cp -a /src/data /data
 # umoci: the same image as an OCI layout.
 skopeo copy -q "oci:$ROOT/content:docker.io/bench/base:1" "oci:$M/layout:base"
 
+# measure LABEL LAYOUT:REF CMD...: wall seconds, peak RSS and the size of the image's last layer.
 measure() {
-  local label=$1; shift
+  local label=$1 ref=$2; shift 2
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   /usr/bin/time -f "%e %M" -o "$W/t" "$@" >/dev/null 2>"$W/err" || { echo "FAILED: $label" >&2; cat "$W/err" >&2; return 1; }
-  echo "$label $(cat "$W/t")" >> "$R"
+  local size; size=$(skopeo inspect --raw "oci:$ref" | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][-1]["size"])')
+  echo "$label $(cat "$W/t") $size" | tee -a "$R" >&2
 }
 
 for r in $(seq "$ROUNDS"); do
   echo "# round $r" >&2
-  measure berth $BERTH --root "$ROOT" --progress none commit chg "bench/committed:$r"
+  measure berth "$ROOT/content:docker.io/bench/committed:$r" $BERTH --root "$ROOT" --progress none commit chg "bench/committed:$r"
   rm -rf "$M/bundle"
   umoci unpack --image "$M/layout:base" "$M/bundle" >/dev/null
   cp -a "$M/change/data" "$M/bundle/rootfs/data"
-  measure umoci umoci repack --image "$M/layout:r$r" "$M/bundle"
+  measure umoci "$M/layout:r$r" umoci repack --image "$M/layout:r$r" "$M/bundle"
   $BERTH --root "$ROOT" --progress none rmi "bench/committed:$r" >/dev/null
   $BERTH --root "$ROOT" --progress none system prune >/dev/null 2>&1 || true
 done
 
-python3 - "$R" "$SMALL" "$BIG_MB" <<'PY'
+python3 - "$R" "$SMALL" "$BIG_MB" "$CONTENT" <<'PY'
 import sys, statistics as st, collections
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    label, wall, rss = line.split()
-    rows[label].append((float(wall), int(rss)))
-b = st.median(w for w, _ in rows['berth']); u = st.median(w for w, _ in rows['umoci'])
-rb = max(r for _, r in rows['berth']) / 1024; ru = max(r for _, r in rows['umoci']) / 1024
-print(f"change: {sys.argv[2]} small files + {sys.argv[3]} MB in one file; {len(rows['berth'])} round(s)")
+    label, wall, rss, size = line.split()
+    rows[label].append((float(wall), int(rss), int(size)))
+b = st.median(w for w, _, _ in rows['berth']); u = st.median(w for w, _, _ in rows['umoci'])
+rb = max(r for _, r, _ in rows['berth']) / 1024; ru = max(r for _, r, _ in rows['umoci']) / 1024
+sb = max(s for _, _, s in rows['berth']) / 1e6; su = max(s for _, _, s in rows['umoci']) / 1e6
+print(f"change: {sys.argv[2]} small files + {sys.argv[3]} MB in one file ({sys.argv[4]}); {len(rows['berth'])} round(s)")
 print("| | berth commit | umoci repack | berth/umoci |")
 print("|---|---|---|---|")
 print(f"| wall (median) | {b:.2f}s | {u:.2f}s | {b/u:.2f} |")
 print(f"| peak RSS | {rb:.0f} MB | {ru:.0f} MB | |")
+print(f"| layer (gzip) | {sb:.1f} MB | {su:.1f} MB | {sb/su:.3f} |")
 PY

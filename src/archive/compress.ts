@@ -8,12 +8,13 @@
  * UNSUPPORTED and a hint to install it (Debian: apt-get install zstd).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Duplex, Readable, PassThrough, Transform, type TransformCallback } from 'node:stream';
+import { Duplex, Readable, PassThrough, type Transform } from 'node:stream';
 import { availableParallelism } from 'node:os';
-import { createGunzip, gzip, constants as zc } from 'node:zlib';
+import { createGunzip, constants as zc } from 'node:zlib';
 import * as zlib from 'node:zlib';
 import { BerthError } from '../errors.js';
 import { sniffCompression, type Compression } from '../oci/mediatype.js';
+import { ParallelGzip } from './pgzip.js';
 
 export type { Compression };
 
@@ -120,61 +121,9 @@ export function decompressStream(compression: Compression, what = 'layer'): Dupl
   }
 }
 
-const GZIP_BLOCK = 1 << 20;
-
 /**
- * gzip on every core: the input is cut into fixed 1 MiB blocks, each compressed on the libuv
- * thread pool as its own gzip member, and the members written in order. A concatenation of
- * gzip members is one valid gzip stream (RFC 1952; Go's, zlib's and Python's readers take it
- * whole), so the result decompresses to the input; the fixed block size keeps it deterministic.
- * At most `parallel` blocks are in flight, so memory stays at a few MiB.
- */
-class ParallelGzip extends Transform {
-  readonly #level: number;
-  readonly #parallel: number;
-  #buf: Buffer[] = [];
-  #len = 0;
-  readonly #inflight: Promise<Buffer>[] = [];
-
-  constructor(level: number, parallel: number) {
-    super({ highWaterMark: 1 << 20 });
-    this.#level = level;
-    this.#parallel = Math.max(1, parallel);
-  }
-
-  #start(block: Buffer): void {
-    this.#inflight.push(
-      new Promise<Buffer>((resolve, reject) => gzip(block, { level: this.#level, chunkSize: 1 << 17 }, (e, out) => (e ? reject(e) : resolve(out)))),
-    );
-  }
-
-  async #drainTo(max: number): Promise<void> {
-    while (this.#inflight.length > max) this.push(await this.#inflight.shift()!);
-  }
-
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.#buf.push(chunk);
-    this.#len += chunk.length;
-    if (this.#len < GZIP_BLOCK) return cb();
-    const all = Buffer.concat(this.#buf, this.#len);
-    let off = 0;
-    for (; all.length - off >= GZIP_BLOCK; off += GZIP_BLOCK) this.#start(all.subarray(off, off + GZIP_BLOCK));
-    this.#buf = off < all.length ? [all.subarray(off)] : [];
-    this.#len = all.length - off;
-    this.#drainTo(this.#parallel - 1).then(() => cb(), cb);
-  }
-
-  override _flush(cb: TransformCallback): void {
-    // An empty input still gets one (empty) member, as a plain gzip would.
-    if (this.#len > 0 || this.#inflight.length === 0) this.#start(Buffer.concat(this.#buf, this.#len));
-    this.#buf = [];
-    this.#drainTo(0).then(() => cb(), cb);
-  }
-}
-
-/**
- * A stream that compresses to `compression` at `level` (gzip 1..9, zstd 1..19). gzip runs a
- * block per core (see ParallelGzip); zstd runs in zlib where it can, else the multi-threaded
+ * A stream that compresses to `compression` at `level` (gzip 0..9, zstd 1..19). gzip runs a
+ * segment per core (see ParallelGzip); zstd runs in zlib where it can, else the multi-threaded
  * zstd program.
  */
 export function compressStream(compression: Compression, level?: number, what = 'layer'): Duplex | Transform {

@@ -23,7 +23,7 @@
  * Runtime leftovers (what runc and berth create in a container's rootfs to mount things on)
  * are dropped by `runtimeLeftover`, see there.
  */
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, openSync, read, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { BerthError } from '../errors.js';
@@ -86,6 +86,10 @@ export function runtimeLeftover(relPath: string, path: string, st: { isDirectory
 
 const BLOCK = 512;
 const ZERO = Buffer.alloc(BLOCK * 2);
+/** The tar stream's chunk size (ParallelGzip's segment: whole chunks are compressed in place). */
+const CHUNK = 1 << 20;
+/** Files up to this size are read ahead whole (see `bytes` in writeLayer). */
+const SMALL_FILE = 256 << 10;
 
 type EntryType = 'file' | 'link' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
 const TYPEFLAG: Record<EntryType, string> = { file: '0', link: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6' };
@@ -246,6 +250,41 @@ interface PendingDir {
   opaque: boolean;
 }
 
+/** A tar entry to write: its header, then `size` bytes of the file at `path`. */
+interface Entry {
+  rel: string;
+  path: string;
+  head: Buffer;
+  size: number;
+  /** A small file's contents, read ahead. */
+  data?: Promise<Buffer>;
+}
+
+/** How far the byte writer reads ahead of the walk's output: entries, and small-file bytes. */
+const AHEAD = 64;
+const AHEAD_BYTES = 4 << 20;
+
+function shrank(rel: string): BerthError {
+  return new BerthError('INTERNAL', `writing layer: /${rel} shrank while it was read`, { hint: 'stop (or pause) the container first' });
+}
+
+/** A whole small file, read on the thread pool (the file is opened here, closed when done). */
+function readSmall(path: string, size: number, rel: string): Promise<Buffer> {
+  const fd = openSync(path, 'r');
+  const buf = Buffer.allocUnsafe(size);
+  return new Promise((resolve, reject) => {
+    const step = (off: number): void =>
+      read(fd, buf, off, size - off, off, (e, n) => {
+        if (!e && n > 0 && off + n < size) return step(off + n);
+        closeSync(fd);
+        if (e) reject(e);
+        else if (n === 0) reject(shrank(rel));
+        else resolve(buf);
+      });
+    step(0);
+  });
+}
+
 /** A tar stream of the changes; see the module comment. */
 export function writeLayer(opts: WriteLayerOptions): Readable {
   if (opts.mode !== 'overlay' && opts.mode !== 'compare') throw new BerthError('INVALID_ARGUMENT', `layer writer: mode must be 'overlay' or 'compare'`);
@@ -374,54 +413,91 @@ export function writeLayer(opts: WriteLayerOptions): Readable {
     yield* dir('', base !== undefined);
   }
 
-  async function* bytes(): AsyncGenerator<Buffer> {
-    let batch: Buffer[] = [];
-    let batched = 0;
-    const CHUNK = 1 << 20;
+  /** The walk as tar entries: header bytes, and the file to read after them (size > 0). */
+  function* entries(): Generator<Entry> {
     for (const item of walk()) {
-      let head: Buffer;
-      let file: { path: string; size: number } | undefined;
-      if (item.kind === 'entry') {
-        const h = header(item.rel, item.path, item.st);
-        if (!h) continue;
-        head = encodeTarHeader(h);
-        if (h.type === 'file' && h.size > 0) file = { path: item.path, size: h.size };
-      } else head = encodeTarHeader(whiteoutHeader(item.rel, item.st, item.kind === 'opaque'));
-      batch.push(head);
-      batched += head.length;
-      if (file) {
-        const fh = await open(file.path, 'r');
-        try {
-          let pos = 0;
-          while (pos < file.size) {
-            const want = Math.min(CHUNK, file.size - pos);
-            const buf = Buffer.allocUnsafe(want);
-            const { bytesRead } = await fh.read(buf, 0, want, pos);
-            if (bytesRead === 0) throw new BerthError('INTERNAL', `writing layer: /${item.rel} shrank while it was read`, { hint: 'stop (or pause) the container first' });
-            pos += bytesRead;
-            batch.push(bytesRead === want ? buf : buf.subarray(0, bytesRead));
-            batched += bytesRead;
-            if (batched >= CHUNK) {
-              yield Buffer.concat(batch);
-              batch = [];
-              batched = 0;
-            }
-          }
-        } finally {
-          await fh.close();
-        }
-        const pad = padding(file.size);
-        batch.push(pad);
-        batched += pad.length;
+      if (item.kind !== 'entry') {
+        yield { rel: item.rel, path: '', head: encodeTarHeader(whiteoutHeader(item.rel, item.st, item.kind === 'opaque')), size: 0 };
+        continue;
       }
-      if (batched >= CHUNK) {
-        yield Buffer.concat(batch);
-        batch = [];
-        batched = 0;
+      const h = header(item.rel, item.path, item.st);
+      if (h) yield { rel: item.rel, path: item.path, head: encodeTarHeader(h), size: h.type === 'file' ? h.size : 0 };
+    }
+  }
+
+  /**
+   * The tar bytes in CHUNK-sized buffers, filled in place. The walk runs up to AHEAD entries
+   * ahead of the output, and the small files among them are read concurrently on the thread
+   * pool (in name order they sit all over the disk: one read at a time waits for each); big
+   * files are read straight into the output chunks, the next while this one is consumed.
+   */
+  async function* bytes(): AsyncGenerator<Buffer> {
+    let out = Buffer.allocUnsafe(CHUNK);
+    let pos = 0;
+    function* put(b: Buffer): Generator<Buffer> {
+      for (let off = 0; off < b.length; ) {
+        const n = b.copy(out, pos, off);
+        pos += n;
+        off += n;
+        if (pos === CHUNK) {
+          yield out;
+          out = Buffer.allocUnsafe(CHUNK);
+          pos = 0;
+        }
       }
     }
-    batch.push(ZERO);
-    yield Buffer.concat(batch);
+    const it = entries();
+    const ahead: Entry[] = [];
+    let aheadBytes = 0;
+    let walked = false;
+    try {
+      for (;;) {
+        while (!walked && ahead.length < AHEAD && aheadBytes < AHEAD_BYTES) {
+          const r = it.next();
+          if (r.done) walked = true;
+          else {
+            const e = r.value;
+            if (e.size > 0 && e.size <= SMALL_FILE) {
+              e.data = readSmall(e.path, e.size, e.rel);
+              e.data.catch(() => {}); // awaited in turn below
+              aheadBytes += e.size;
+            }
+            ahead.push(e);
+          }
+        }
+        const e = ahead.shift();
+        if (!e) break;
+        yield* put(e.head);
+        if (e.size === 0) continue;
+        if (e.data) {
+          aheadBytes -= e.size;
+          yield* put(await e.data);
+        } else {
+          const fh = await open(e.path, 'r');
+          try {
+            for (let done = 0; done < e.size; ) {
+              const { bytesRead } = await fh.read(out, pos, Math.min(CHUNK - pos, e.size - done), done);
+              if (bytesRead === 0) throw shrank(e.rel);
+              pos += bytesRead;
+              done += bytesRead;
+              if (pos === CHUNK) {
+                yield out;
+                out = Buffer.allocUnsafe(CHUNK);
+                pos = 0;
+              }
+            }
+          } finally {
+            await fh.close();
+          }
+        }
+        yield* put(padding(e.size));
+      }
+    } finally {
+      // Stopped early: let the reads in flight finish (they close their files themselves).
+      await Promise.allSettled(ahead.map((e) => e.data));
+    }
+    yield* put(ZERO);
+    if (pos > 0) yield out.subarray(0, pos);
   }
 
   const out = Readable.from(bytes(), { objectMode: false, highWaterMark: 1 << 20 });

@@ -3,7 +3,7 @@
  * a mounted active snapshot is changed in every way a layer can carry (new files, modes with
  * setuid/setgid/sticky, owners, a hard link to a setuid file, a file capability, user xattrs,
  * devices, fifos, symlinks, deletions, a directory emptied and refilled, a file turned into a
- * directory, a directory renamed), then diff -> putLayer -> commitImage -> unpack into a fresh
+ * directory, a directory renamed, many files of many sizes), then diff -> putLayer -> commitImage -> unpack into a fresh
  * snapshotter gives the identical tree, and so does umoci unpacking the committed image.
  */
 import { execFileSync } from 'node:child_process';
@@ -54,6 +54,10 @@ async function mutate(m: string): Promise<void> {
   await chown(join(m, 'new/file'), 1000, 1000);
   await chmod(join(m, 'new/file'), 0o640);
   await writeFile(join(m, 'new/big'), randomBytes(1_500_000));
+  // More files than the writer reads ahead, small and empty ones among files just over and
+  // under its small-file size, so file data crosses its chunk boundaries in every way.
+  await mkdir(join(m, 'new/many'));
+  for (let i = 0; i < 150; i++) await writeFile(join(m, `new/many/f${i}`), i % 50 === 7 ? randomBytes(256 * 1024 + (i % 3) - 1) : randomBytes((i * 7919) % 5000));
   await link(join(m, 'usr/bin/suid'), join(m, 'new/suid-link'));
   await writeFile(join(m, 'new/capped'), 'cap');
   await chmod(join(m, 'new/capped'), 0o755);
