@@ -17,7 +17,8 @@ import { BerthError, isBerthError } from '../../errors.js';
 import { compressStream } from '../../archive/compress.js';
 import { DigestStream, sha256 } from '../../oci/digest.js';
 import { MediaType } from '../../oci/mediatype.js';
-import { hostPlatform, parsePlatform } from '../../oci/platform.js';
+import { formatPlatform, hostPlatform, parsePlatform } from '../../oci/platform.js';
+import { looksLikeDigest } from '../../oci/reference.js';
 import type { ContainerConfig, Descriptor, Digest, HistoryEntry, ImageConfig, Manifest, Platform } from '../../oci/types.js';
 import { chainIds, Snapshotter } from '../../snapshot/snapshotter.js';
 import { unpack } from '../../snapshot/unpack.js';
@@ -105,6 +106,8 @@ interface Ctx {
   usedArgs: Set<string>;
   /** Variable names the current instruction's expansions referenced. */
   used: Set<string>;
+  /** Pulls under way in this build, by name and platform. */
+  pulls: Map<string, Promise<void>>;
 }
 
 /** A time as Go's RFC 3339 marshalling writes it (no `.000` for whole seconds). */
@@ -212,6 +215,7 @@ async function buildIn(root: string, req: BuildRequest, contextDir: string): Pro
     noCache: (s) => !!req.noCache || (s.name !== undefined && (req.noCacheFilter ?? []).includes(s.name)),
     usedArgs: new Set(),
     used: new Set(),
+    pulls: new Map(),
   };
 
   let target = df.stages[df.stages.length - 1]!;
@@ -329,15 +333,53 @@ function scratchState(ctx: Ctx): StageState {
   };
 }
 
+/** `--pull` as a mode: docker's `--pull` (always ask the registry), the default (pull when missing), never. */
+export function pullMode(pull: BuildRequest['pull']): 'always' | 'missing' | 'never' {
+  if (pull === true || pull === 'always') return 'always';
+  if (pull === 'never') return 'never';
+  return 'missing';
+}
+
+/**
+ * The image a FROM or `--from` names: from the store, else pulled per `--pull` (the default
+ * pulls a missing image; `always` asks the registry first; `never` fails naming the line).
+ * A local image is used with no network at all unless `--pull` asked for it. One pull per
+ * name per build (stages that share a base wait for the same pull).
+ */
 async function resolveImage(ctx: Ctx, name: string, line: number, platform: Platform = ctx.platform): Promise<ImageView> {
-  try {
-    return await getImage(ctx.store, name, platform);
-  } catch (e) {
-    if (isBerthError(e, 'NOT_FOUND')) {
-      throw lineError(ctx.df.file, line, `${name}: image not found in berth's store`, `pull it first (berth pull ${name}) or build the stage that makes it`);
+  const mode = pullMode(ctx.req.pull);
+  const local = () => getImage(ctx.store, name, platform);
+  // An image id names a local image only: never ask a registry.
+  if (mode !== 'always' || looksLikeDigest(name)) {
+    try {
+      return await local();
+    } catch (e) {
+      if (!isBerthError(e, 'NOT_FOUND')) throw e;
+      if (mode === 'never' || looksLikeDigest(name)) {
+        throw new BerthError('NOT_FOUND', `${ctx.df.file}:${line}: ${name}: image not found in berth's store (--pull=never)`, {
+          hint: `pull it first (berth pull ${name}), build the stage that makes it, or drop --pull=never`,
+        });
+      }
     }
-    throw e;
   }
+  const key = `${name}\n${formatPlatform(platform)}`;
+  let p = ctx.pulls.get(key);
+  if (!p) {
+    ctx.req.onProgress?.({ type: 'message', text: `pulling ${name} (${mode === 'always' ? '--pull' : 'not in the store'})` });
+    p = import('../../pull.js').then(({ pull }) => pull(ctx.store, name, { platform, ...(ctx.req.signal ? { signal: ctx.req.signal } : {}) })).then(() => undefined);
+    ctx.pulls.set(key, p);
+  }
+  try {
+    await p;
+  } catch (e) {
+    ctx.req.signal?.throwIfAborted();
+    const code = isBerthError(e) ? e.code : 'UNAVAILABLE';
+    throw new BerthError(code, `${ctx.df.file}:${line}: FROM ${name}: cannot pull it: ${(e as Error).message}`, {
+      cause: e,
+      hint: isBerthError(e) && e.hint ? e.hint : `check the name, or berth pull ${name} first`,
+    });
+  }
+  return local();
 }
 
 async function buildStage(ctx: Ctx, stage: Stage, path: number[]): Promise<StageState> {

@@ -75,6 +75,22 @@ function pairs(value: string, flag: string): Record<string, string> {
   return o;
 }
 
+/**
+ * `--pull` (docker's: always ask the registry), `--pull=true|false` (false is docker's default:
+ * pull only what is missing), and podman's `--pull=always|missing|never`, which yargs' boolean
+ * flag cannot carry: read from the raw arguments.
+ */
+export function pullFlag(value: boolean | undefined, rawArgs: readonly string[]): 'always' | 'missing' | 'never' | undefined {
+  const raw = [...rawArgs].reverse().find((a) => a.startsWith('--pull='))?.slice('--pull='.length);
+  if (raw !== undefined && !['true', 'false'].includes(raw)) {
+    if (raw === 'always' || raw === 'missing' || raw === 'never') return raw;
+    throw new BerthError('INVALID_ARGUMENT', `--pull=${raw}: not a pull policy`, { hint: 'use --pull (always), --pull=missing or --pull=never' });
+  }
+  if (value === true) return 'always';
+  if (value === false) return 'missing';
+  return undefined;
+}
+
 /** `--build-arg K=V`, or a bare `K` that takes the environment's value (skipped when unset). */
 export function parseBuildArgs(list: readonly string[], env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const out: Record<string, string> = {};
@@ -158,7 +174,7 @@ export default defineCommand<BuildArgs>({
       .option('platform', { type: 'string', describe: 'Target platform os/arch[/variant]' })
       .option('no-cache', { type: 'boolean', describe: 'Do not use the build cache' })
       .option('cache', { type: 'boolean', hidden: true })
-      .option('pull', { type: 'boolean', describe: 'Always look for newer base images (skips images from the store)' })
+      .option('pull', { type: 'boolean', describe: 'Always look for newer base images; --pull=missing (default: pull a base that is not in the store), --pull=never (the store only)' })
       .option('network', { type: 'string', describe: 'Network for RUN: default, none or host' })
       .option('secret', { type: 'string', describe: 'Secret id=ID,src=PATH or id=ID,env=NAME' })
       .option('ssh', { type: 'string', describe: 'SSH agent socket or keys: default|ID[=SOCKET|KEY...]' })
@@ -186,6 +202,7 @@ export default defineCommand<BuildArgs>({
     const context = argv.context === '' && process.argv.includes('-') ? '-' : argv.context;
     if (!context) throw new BerthError('INVALID_ARGUMENT', 'no build context given', { hint: 'give a directory, or - for a tar on stdin' });
     const noCache = argv.noCache === true || argv.cache === false;
+    const pull = pullFlag(argv.pull, process.argv);
     const outputs = (argv.output ?? []).map(parseOutput);
     if (argv.push) outputs.push({ type: 'image', push: true, attrs: {} });
     if (argv.file === '-' && context === '-') throw new BerthError('INVALID_ARGUMENT', 'the context and the Dockerfile cannot both come from stdin', { hint: 'give a context directory with -f -, or a tar context with its own Dockerfile' });
@@ -216,7 +233,7 @@ export default defineCommand<BuildArgs>({
           ...(argv.target ? { target: argv.target } : {}),
           ...(argv.platform ? { platform: argv.platform } : {}),
           ...(noCache ? { noCache: true } : {}),
-          ...(argv.pull ? { pull: true } : {}),
+          ...(pull !== undefined ? { pull } : {}),
           ...(argv.network ? { network: argv.network } : {}),
           secrets,
           ssh: argv.ssh ?? [],
