@@ -208,7 +208,8 @@ describe.skipIf(!isRoot)('bad input', () => {
   it.each([
     ['an ARG used before its declaration', 'FROM base\nENV X=$V\nARG V=1\n', /^Dockerfile:2: V is used before ARG V declares it \(line 3\)/],
     ['--chown to an unknown user', 'FROM base\nCOPY --chown=nosuchuser Dockerfile /x\n', /^Dockerfile:2: unable to find user nosuchuser/],
-    ['a FROM that resolves nowhere', 'FROM base\nFROM nothing-here:1\n', /^Dockerfile:2: nothing-here:1: image not found/],
+    // Not in the store: pulled by default, from a registry that refuses at once (no internet here).
+    ['a FROM that resolves nowhere', 'FROM base\nFROM 127.0.0.1:1/nothing-here:1\n', /^Dockerfile:2: FROM 127\.0\.0\.1:1\/nothing-here:1: cannot pull it: /],
     ['an unknown target', 'FROM base AS a\n', /target stage "zzz" could not be found/],
     ['an unterminated heredoc', 'FROM base\nRUN <<EOF\necho\n', /^Dockerfile:2: unterminated heredoc EOF/],
     ['a COPY with no matching source', 'FROM base\nCOPY *.nomatch /x/\n', /^Dockerfile:2: COPY \*\.nomatch: .* not found/],
