@@ -6,6 +6,7 @@
 import { BerthError } from '../errors.js';
 import type { BuildctlTls } from './buildctl.js';
 import type { Builder, BuildRequest, BuildResult } from './builder.js';
+import type { ReproducibleResult } from './native/reproducible.js';
 import { createBuildkitBuilder } from './buildkit/index.js';
 import { createNativeBuilder } from './native/index.js';
 
@@ -67,6 +68,18 @@ export async function build(req: BuildRequest, opts: BuildOptions): Promise<Buil
   return b.build(req);
 }
 
+/**
+ * `build --check-reproducible`: build twice without cache (one SOURCE_DATE_EPOCH) with the
+ * chosen backend and compare the images; the first build is tagged.
+ */
+export async function checkReproducible(req: BuildRequest, opts: BuildOptions): Promise<ReproducibleResult> {
+  if (req.outputs.length > 0) throw new BerthError('INVALID_ARGUMENT', '--check-reproducible compares images in the store: it takes no --output', { hint: 'drop --output (berth save the image afterwards)' });
+  const b = await chooseBuilder(req, opts);
+  const { checkReproducible: check } = await import('./native/reproducible.js');
+  return check(opts.root, req, (r) => b.build(r));
+}
+
+export type { ReproducibleResult, ReproducibleDifference } from './native/reproducible.js';
 export type { Builder, BuildRequest, BuildResult, BuildEvent, BuildStep, OutputSpec, SecretSpec } from './builder.js';
 export { createBuildkitBuilder, type BuildkitBuilderOptions } from './buildkit/index.js';
 export { stopKeptDaemon } from './buildkit/daemon.js';

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { OutputSpec, SecretSpec } from '../../index.js';
+import type { ReproducibleResult } from '../../build/index.js';
 import { BerthError } from '../../index.js';
 import { createBuildProgress } from '../build-progress.js';
 import { defineCommand } from '../command.js';
@@ -38,6 +39,7 @@ interface BuildArgs {
   tlsdir?: string;
   keepBuildkitd?: boolean;
   allow?: string[];
+  checkReproducible?: boolean;
 }
 
 const OUTPUT_TYPES = new Set(['image', 'registry', 'docker', 'oci', 'tar', 'local']);
@@ -89,6 +91,18 @@ export function pullFlag(value: boolean | undefined, rawArgs: readonly string[])
   if (value === true) return 'always';
   if (value === false) return 'missing';
   return undefined;
+}
+
+/** The lines `build --check-reproducible` prints. */
+export function reproducibleReport(r: ReproducibleResult): string[] {
+  const epoch = `SOURCE_DATE_EPOCH=${r.epoch} (${r.epochFrom === 'default' ? 'default: set in neither the environment nor --build-arg' : `from the ${r.epochFrom === 'env' ? 'environment' : 'build arg'}`})`;
+  if (r.reproducible) return [`reproducible: both builds gave ${r.digests[0]} (image ${r.imageIds[0]}), ${epoch}`];
+  const d = r.difference!;
+  const where = d.layer !== undefined ? `layer ${d.layer}, /${d.path}` : d.path;
+  return [
+    `not reproducible: ${where}: ${d.what.join(', ')} differ (${d.detail})`,
+    `  first build ${r.digests[0]}, second build ${r.digests[1]}, ${epoch}`,
+  ];
 }
 
 /** `--build-arg K=V`, or a bare `K` that takes the environment's value (skipped when unset). */
@@ -193,6 +207,7 @@ export default defineCommand<BuildArgs>({
       .option('tlsservername', { type: 'string', describe: 'Server name to check the BuildKit certificate against' })
       .option('tlsdir', { type: 'string', describe: 'Directory with ca.pem, cert.pem and key.pem' })
       .option('keep-buildkitd', { type: 'boolean', describe: 'Keep a buildkitd berth starts running after the build (berth buildkit stop)' })
+      .option('check-reproducible', { type: 'boolean', describe: 'Build twice without cache (SOURCE_DATE_EPOCH from --build-arg, the environment, else 0) and report the first file that differs; exit 5 when the images differ' })
       .option('allow', { type: 'string', describe: 'Extra entitlements (network.host, security.insecure)' }),
   async run(argv, ctx) {
     // Repeatable flags are not yargs arrays (those would swallow the context argument).
@@ -220,41 +235,50 @@ export default defineCommand<BuildArgs>({
       ...(argv.tlsservername ? { serverName: argv.tlsservername } : {}),
       ...(argv.tlsdir ? { dir: resolve(argv.tlsdir) } : {}),
     };
+    const req: Parameters<typeof build>[0] = {
+      context: context === '-' ? process.stdin : resolve(context),
+      ...(argv.file && argv.file !== '-' ? { dockerfile: resolve(argv.file) } : {}),
+      ...(dockerfileText !== undefined ? { dockerfileText } : {}),
+      tags: argv.tag ?? [],
+      buildArgs,
+      labels,
+      ...(argv.target ? { target: argv.target } : {}),
+      ...(argv.platform ? { platform: argv.platform } : {}),
+      ...(noCache ? { noCache: true } : {}),
+      ...(pull !== undefined ? { pull } : {}),
+      ...(argv.network ? { network: argv.network } : {}),
+      secrets,
+      ssh: argv.ssh ?? [],
+      cacheFrom: argv.cacheFrom ?? [],
+      cacheTo: argv.cacheTo ?? [],
+      outputs,
+      stdout: process.stdout,
+      ...(argv.allow ? { allow: argv.allow } : {}),
+      signal: ctx.signal,
+      onProgress: progress.onEvent,
+    };
+    const opts: Parameters<typeof build>[1] = {
+      root: ctx.rootPath,
+      builder: argv.builder ?? 'auto',
+      ...(argv.buildkitAddr ? { addr: argv.buildkitAddr } : {}),
+      ...(Object.keys(tls).length > 0 ? { tls } : {}),
+      ...(argv.keepBuildkitd ? { keepDaemon: true } : {}),
+    };
     let result;
+    let repro: ReproducibleResult | undefined;
     try {
-      result = await build(
-        {
-          context: context === '-' ? process.stdin : resolve(context),
-          ...(argv.file && argv.file !== '-' ? { dockerfile: resolve(argv.file) } : {}),
-          ...(dockerfileText !== undefined ? { dockerfileText } : {}),
-          tags: argv.tag ?? [],
-          buildArgs,
-          labels,
-          ...(argv.target ? { target: argv.target } : {}),
-          ...(argv.platform ? { platform: argv.platform } : {}),
-          ...(noCache ? { noCache: true } : {}),
-          ...(pull !== undefined ? { pull } : {}),
-          ...(argv.network ? { network: argv.network } : {}),
-          secrets,
-          ssh: argv.ssh ?? [],
-          cacheFrom: argv.cacheFrom ?? [],
-          cacheTo: argv.cacheTo ?? [],
-          outputs,
-          stdout: process.stdout,
-          ...(argv.allow ? { allow: argv.allow } : {}),
-          signal: ctx.signal,
-          onProgress: progress.onEvent,
-        },
-        {
-          root: ctx.rootPath,
-          builder: argv.builder ?? 'auto',
-          ...(argv.buildkitAddr ? { addr: argv.buildkitAddr } : {}),
-          ...(Object.keys(tls).length > 0 ? { tls } : {}),
-          ...(argv.keepBuildkitd ? { keepDaemon: true } : {}),
-        },
-      );
+      if (argv.checkReproducible) {
+        const { checkReproducible } = await import('../../build/index.js');
+        repro = await checkReproducible(req, opts);
+        result = repro.result;
+      } else result = await build(req, opts);
     } finally {
       progress.done();
+    }
+    if (repro) {
+      for (const line of reproducibleReport(repro)) ctx.out(line);
+      if (!repro.reproducible) ctx.setExitCode(5);
+      return;
     }
     const id = result.imageId ?? result.root?.digest;
     if (argv.iidfile && id) await writeFile(argv.iidfile, id);
