@@ -23,7 +23,7 @@ import type { Descriptor, Digest, ImageConfig, Platform } from './oci/types.js';
 import type { ContentStore } from './store/store.js';
 import type { ImageView } from './store/images.js';
 import type { GcResult, CheckResult } from './store/gc.js';
-import type { DiskUsage, SystemInfo, ImageSummary, ImageListOptions, RemoveImagesResult, HistoryEntry as ImageHistoryRow, PruneResult as ContentPruneResult } from './system.js';
+import type { BuildCachePruneResult, DiskUsage, SystemInfo, ImageSummary, ImageListOptions, RemoveImagesResult, HistoryEntry as ImageHistoryRow, PruneResult as ContentPruneResult } from './system.js';
 import type { LoadResult } from './import/load.js';
 import type { SaveResult, SaveFormat } from './import/save.js';
 import type { ImportResult } from './import/rootfs.js';
@@ -40,7 +40,7 @@ export type { CopyImageOptions, CopyImageResult, BuildRequest, BuildResult, Buil
 
 /** `berth.build(context, opts)`: docker build's options; every list defaults to empty. */
 export type BuildOptions = Partial<Omit<BuildRequest, 'context'>> & Omit<BuilderSelection, 'root'>;
-export type { ImageHistoryRow, ContentPruneResult, ContainerChange, CommitResult };
+export type { ImageHistoryRow, ContentPruneResult, BuildCachePruneResult, ContainerChange, CommitResult };
 
 /** `commit` options; `epoch` may be given as SOURCE_DATE_EPOCH's text (checked: INVALID_ARGUMENT). */
 export type ContainerCommitOptions = Omit<CommitOptions, 'epoch'> & { epoch?: number | string };
@@ -521,13 +521,25 @@ export class Berth implements AsyncDisposable {
   }
 
   /**
-   * docker's `image prune` (and with `snapshots`, `system prune`): untagged images no container
-   * uses, then every blob nothing reaches, then (with `snapshots`) unused unpacked layers.
+   * docker's `image prune` (and with `snapshots` and `buildCache`, `system prune`): untagged
+   * images no container uses, (with `buildCache`) the build cache no running build holds, then
+   * every blob nothing reaches (layers of build cache records are kept), then (with `snapshots`)
+   * unused unpacked layers.
    */
-  async pruneImages(opts: { dryRun?: boolean; snapshots?: boolean; signal?: AbortSignal } = {}): Promise<ContentPruneResult> {
+  async pruneImages(opts: { dryRun?: boolean; snapshots?: boolean; buildCache?: boolean; signal?: AbortSignal } = {}): Promise<ContentPruneResult> {
     const store = await this.store();
     const { prune } = await import('./system.js');
     return prune(store, opts);
+  }
+
+  /**
+   * docker's `builder prune`: every build cache record and every cache mount no running build
+   * holds, then the layers only those records kept. Images are not touched.
+   */
+  async pruneBuildCache(opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<BuildCachePruneResult> {
+    const store = await this.store();
+    const { pruneBuilderCache } = await import('./system.js');
+    return pruneBuilderCache(store, opts);
   }
 
   /** A platform string (`os/arch[/variant]`) parsed, or a Platform as given. */

@@ -56,6 +56,7 @@ export type {
   SecretSpec,
   ImageHistoryRow,
   ContentPruneResult,
+  BuildCachePruneResult,
   ContainerChange,
   CommitResult,
   ContainerCommitOptions,

@@ -39,6 +39,7 @@ import { expandHeredoc, expandWord, type Env } from '../dockerfile/expand.js';
 import { anyOf, IgnoreMatcher, loadIgnore, type PathFilter } from '../context/ignore.js';
 import { findSources, hasWildcard, hashSource, type SourceMatch } from '../context/sources.js';
 import { copyInto, isArchive, mkdirAllInRoot, writeHeredocFile, type Owner } from './copy.js';
+import { holdCacheMount } from './cache.js';
 import { fetchUrl } from './fetch.js';
 import { goList, goQuoteList, healthHistory, parseGoDuration, type Health } from './format.js';
 
@@ -664,6 +665,8 @@ async function layerStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruc
   const recordPath = join(ctx.root, 'cache', 'steps', `${key}.json`);
   if (!ctx.noCache(stage)) {
     const rec = await readFile(recordPath, 'utf8').then((t) => JSON.parse(t) as CacheRecord, () => undefined);
+    // Held in the build's lease first: a prune that removes the record meanwhile cannot take the layer.
+    if (rec) await ctx.store.hold(rec.layer);
     if (rec && (await ctx.store.exists(rec.layer))) {
       step.cached = true;
       ctx.steps.push(step);
@@ -809,7 +812,10 @@ async function runStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instructi
           mounts.push({ destination: abs, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
         } else if (type === 'cache') {
           const id = m.id ?? abs;
-          const dir = join(ctx.root, 'cache', 'mounts', createHash('sha256').update(id).digest('hex').slice(0, 32));
+          const name = createHash('sha256').update(id).digest('hex').slice(0, 32);
+          const dir = join(ctx.root, 'cache', 'mounts', name);
+          // Held before it is made: a prune never removes a cache mount a running build uses.
+          extra.push(await holdCacheMount(ctx.root, name));
           await mkdir(dir, { recursive: true, mode: 0o755 });
           mounts.push({ destination: abs, type: 'bind', source: dir, options: ['rbind', 'rprivate', ...(ro ? ['ro'] : [])] });
         } else if (type === 'bind') {

@@ -306,8 +306,8 @@ describe.skipIf(!isRoot)('build cache accounting', () => {
     const u = await buildCacheUsage(join(root, 'store'), store);
     expect(u).toMatchObject({ records: 2, live: 2, mounts: 1 });
     expect(u.mountBytes).toBeGreaterThan(0);
-    expect(await pruneBuildCache(join(root, 'store'), store)).toMatchObject({ records: 0, mounts: 0 });
-    expect(await pruneBuildCache(join(root, 'store'), store, { all: true })).toMatchObject({ records: 2, mounts: 1 });
+    expect(await pruneBuildCache(join(root, 'store'), store)).toMatchObject({ records: 0, mounts: [] });
+    expect(await pruneBuildCache(join(root, 'store'), store, { all: true })).toMatchObject({ records: 2, mounts: [expect.stringMatching(/^[0-9a-f]{32}$/)] });
     expect(await buildCacheUsage(join(root, 'store'), store)).toMatchObject({ records: 0, mounts: 0 });
   });
 });
