@@ -40,7 +40,6 @@ import { anyOf, IgnoreMatcher, loadIgnore, type PathFilter } from '../context/ig
 import { findSources, hasWildcard, hashSource, type SourceMatch } from '../context/sources.js';
 import { copyInto, isArchive, mkdirAllInRoot, writeHeredocFile, type Owner } from './copy.js';
 import { holdCacheMount } from './cache.js';
-import { fetchUrl } from './fetch.js';
 import { goList, goQuoteList, healthHistory, parseGoDuration, type Health } from './format.js';
 
 /** The proxy build args every build knows without an ARG (not in history unless declared). */
@@ -1030,6 +1029,7 @@ async function copyStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruct
         downloads.push(dir);
         let f;
         try {
+          const { fetchUrl } = await import('./fetch.js');
           f = await fetchUrl(s, dir, { ...(checksum !== undefined ? { checksum } : {}), ...(ctx.req.signal ? { signal: ctx.req.signal } : {}) });
         } catch (e) {
           throw lineError(ctx.df.file, ins.line, (e as Error).message, isBerthError(e) ? e.hint : undefined);
