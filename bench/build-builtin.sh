@@ -140,8 +140,8 @@ minbase() {
   fi
   # One OCI archive both sides start from: berth import, then berth save.
   local imp=$M/imp; rm -rf "$imp"
-  berth_unset --root "$imp" import -q -c 'CMD ["bash"]' "$MINBASE_TAR" bench/minbase:1 >/dev/null
-  berth_unset --root "$imp" save --format oci -o "$M/minbase.oci.tar" bench/minbase:1 >/dev/null
+  berth_unset --root "$imp" --progress none import --compress -c 'CMD ["bash"]' "$MINBASE_TAR" bench/minbase:1 >/dev/null
+  berth_unset --root "$imp" --progress none save --format oci -o "$M/minbase.oci.tar" bench/minbase:1 >/dev/null
   local ctx=$M/ctx-minbase; mkdir -p "$ctx"
   printf 'FROM bench/minbase:1\nRUN echo one > /one && ls /usr/bin > /listing\nRUN dpkg -l > /pkgs\nRUN sh -c "echo three > /three"\n' >"$ctx/Dockerfile"
   printf 'FROM localhost/bench/minbase:1\nRUN echo one > /one && ls /usr/bin > /listing\nRUN dpkg -l > /pkgs\nRUN sh -c "echo three > /three"\n' >"$ctx/Dockerfile.buildah"
