@@ -93,8 +93,11 @@ DF
       berth_$ca --root "$root" load -q --dir "$M/base" >/dev/null
       t "small.berth.$ca.cold" berth_$ca --root "$root" build --builder builtin -q -t x "$ctx"
       t "small.berth.$ca.nochange" berth_$ca --root "$root" build --builder builtin -q -t x "$ctx"
+      # --no-cache on a root that has the base unpacked: what buildctl --no-cache on a warm daemon does.
+      t "small.berth.$ca.nocache" berth_$ca --root "$root" build --builder builtin -q --no-cache -t x "$ctx"
       echo "round $r $ca $RANDOM" >"$ctx/src/f3.txt"
     done
+    t small.node node -e 0
     buildah_fresh "$M/buildah"
     "${BA[@]}" pull -q "oci:$M/base:base" >/dev/null
     "${BA[@]}" tag "$("${BA[@]}" images -q | head -1)" localhost/base >/dev/null
@@ -112,9 +115,11 @@ DF
   local ran; ran=$(node bench/build-builtin.mjs "$M/berth-unset" "$ctx" x)
   echo "small: 5 RUN / 3 COPY on the corpus base, $ROUNDS rounds, medians"
   for ca in unset set; do
-    line "berth cold (CA $ca)" "small.berth.$ca.cold"
+    line "berth cold, fresh root (CA $ca)" "small.berth.$ca.cold"
+    line "berth --no-cache, base unpacked (CA $ca)" "small.berth.$ca.nocache"
     line "berth no-change rebuild (CA $ca)" "small.berth.$ca.nochange"
   done
+  line "node -e 0 (start floor on this load)" small.node
   line "buildah cold" small.buildah.cold
   line "buildah no-change rebuild" small.buildah.nochange
   if [ "$HAVE_BK" = 1 ]; then
@@ -122,7 +127,7 @@ DF
     line "buildctl no-change rebuild (warm daemon)" small.buildctl.nochange
   fi
   for ca in unset set; do
-    echo "  CA $ca: cold berth/buildah $(ratio small.berth.$ca.cold small.buildah.cold) (target <= 0.5), berth/buildkitd $(ratio small.berth.$ca.cold small.buildctl.cold) (target <= 1.0)"
+    echo "  CA $ca: cold berth/buildah $(ratio small.berth.$ca.cold small.buildah.cold) (target <= 0.5), berth/buildkitd $(ratio small.berth.$ca.cold small.buildctl.cold) (target <= 1.0); --no-cache berth/buildkitd $(ratio small.berth.$ca.nocache small.buildctl.cold)"
     echo "  CA $ca: no-change berth/buildah $(ratio small.berth.$ca.nochange small.buildah.nochange) (target <= 0.5, and <= 350 ms), berth/buildkitd $(ratio small.berth.$ca.nochange small.buildctl.nochange)"
   done
   echo "  one file changed under the last COPY: $ran"

@@ -32,7 +32,7 @@ import type { PullResult } from './pull.js';
 import type { PushResult } from './push.js';
 import type { CopyImageOptions, CopyImageResult } from './transports/index.js';
 import type { BuildRequest, BuildResult, BuildEvent, BuildStep, OutputSpec, SecretSpec } from './build/builder.js';
-import type { BuildOptions as BuilderSelection } from './build/index.js';
+import type { BuildOptions as BuilderSelection, ReproducibleResult, ReproducibleDifference } from './build/index.js';
 import type { CommitOptions, CommitResult, ContainerChange } from './commit.js';
 import type { Containers, ContainerInfo, ContainerRecord, LogEntry, SuperviseIO } from './run/containers.js';
 
@@ -40,7 +40,7 @@ export type { CopyImageOptions, CopyImageResult, BuildRequest, BuildResult, Buil
 
 /** `berth.build(context, opts)`: docker build's options; every list defaults to empty. */
 export type BuildOptions = Partial<Omit<BuildRequest, 'context'>> & Omit<BuilderSelection, 'root'>;
-export type { ImageHistoryRow, ContentPruneResult, BuildCachePruneResult, ContainerChange, CommitResult };
+export type { ImageHistoryRow, ContentPruneResult, BuildCachePruneResult, ReproducibleResult, ReproducibleDifference, ContainerChange, CommitResult };
 
 /** `commit` options; `epoch` may be given as SOURCE_DATE_EPOCH's text (checked: INVALID_ARGUMENT). */
 export type ContainerCommitOptions = Omit<CommitOptions, 'epoch'> & { epoch?: number | string };
@@ -397,11 +397,25 @@ export class Berth implements AsyncDisposable {
    */
   async build(context: string | Readable, opts: BuildOptions = {}): Promise<BuildResult> {
     const { build } = await import('./build/index.js');
+    return build(...this.#buildArgs(context, opts));
+  }
+
+  /**
+   * `build --check-reproducible`: build twice without cache with one SOURCE_DATE_EPOCH (the build
+   * arg, else the environment, else 0) and compare; the first difference (layer, file, what) or
+   * equal digests. The first build is tagged.
+   */
+  async checkReproducible(context: string | Readable, opts: BuildOptions = {}): Promise<ReproducibleResult> {
+    const { checkReproducible } = await import('./build/index.js');
+    return checkReproducible(...this.#buildArgs(context, opts));
+  }
+
+  #buildArgs(context: string | Readable, opts: BuildOptions): [BuildRequest, BuilderSelection] {
     const { builder, addr, buildctl, tls, keepDaemon, ...req } = opts;
-    return build(
+    return [
       { tags: [], buildArgs: {}, labels: {}, secrets: [], ssh: [], cacheFrom: [], cacheTo: [], outputs: [], ...req, context },
       { root: this.root, ...(builder ? { builder } : {}), ...(addr ? { addr } : {}), ...(buildctl ? { buildctl } : {}), ...(tls ? { tls } : {}), ...(keepDaemon ? { keepDaemon } : {}) },
-    );
+    ];
   }
 
   /**

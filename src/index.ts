@@ -57,6 +57,8 @@ export type {
   ImageHistoryRow,
   ContentPruneResult,
   BuildCachePruneResult,
+  ReproducibleResult,
+  ReproducibleDifference,
   ContainerChange,
   CommitResult,
   ContainerCommitOptions,

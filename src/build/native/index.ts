@@ -18,7 +18,7 @@ import { compressStream } from '../../archive/compress.js';
 import { DigestStream, sha256 } from '../../oci/digest.js';
 import { MediaType } from '../../oci/mediatype.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../../oci/platform.js';
-import { looksLikeDigest } from '../../oci/reference.js';
+import { formatReference, looksLikeDigest, parseReference } from '../../oci/reference.js';
 import type { ContainerConfig, Descriptor, Digest, HistoryEntry, ImageConfig, Manifest, Platform } from '../../oci/types.js';
 import { chainIds, Snapshotter } from '../../snapshot/snapshotter.js';
 import { unpack } from '../../snapshot/unpack.js';
@@ -1090,8 +1090,17 @@ async function commitResult(ctx: Ctx, state: StageState): Promise<BuildResult> {
     rootfs: { type: 'layers', diff_ids: state.diffIds },
     history,
   };
+  // A rebuild with nothing changed makes the same config and manifest: no ingest, no index write.
+  const put = async (bytes: Buffer, what: string): Promise<{ digest: Digest; size: number }> => {
+    const desc = { digest: sha256(bytes) as Digest, size: bytes.length };
+    if (await ctx.store.exists(desc)) {
+      await ctx.store.hold(desc);
+      if (await ctx.store.exists(desc)) return desc;
+    }
+    return ctx.store.putBytes(bytes, { what });
+  };
   const configBytes = Buffer.from(JSON.stringify(config));
-  const c = await ctx.store.putBytes(configBytes, { what: 'image config' });
+  const c = await put(configBytes, 'image config');
   const manifest: Manifest = {
     schemaVersion: 2,
     mediaType: MediaType.OCI_MANIFEST,
@@ -1099,10 +1108,15 @@ async function commitResult(ctx: Ctx, state: StageState): Promise<BuildResult> {
     layers: state.layers,
   } as Manifest;
   const mBytes = Buffer.from(JSON.stringify(manifest));
-  const m = await ctx.store.putBytes(mBytes, { what: 'image manifest' });
+  const m = await put(mBytes, 'image manifest');
   const rootDesc: Descriptor = { mediaType: MediaType.OCI_MANIFEST, digest: m.digest, size: m.size };
   const names: string[] = [];
-  for (const t of ctx.req.tags) names.push(await tagImage(ctx.store, t, rootDesc));
+  const current = ctx.req.tags.length > 0 ? new Map((await ctx.store.listImages()).map((r) => [r.name, r.desc.digest])) : new Map<string, string>();
+  for (const t of ctx.req.tags) {
+    const ref = parseReference(t);
+    const full = !ref.digest ? formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag ?? 'latest' }) : undefined;
+    names.push(full !== undefined && current.get(full) === rootDesc.digest ? full : await tagImage(ctx.store, t, rootDesc));
+  }
   return {
     root: rootDesc,
     imageId: c.digest,
