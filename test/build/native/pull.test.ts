@@ -108,3 +108,16 @@ describe.skipIf(!isRoot)('built-in builder: FROM pulls per --pull', () => {
     expect(always.imageId).not.toBe(first.imageId);
   }, 60_000);
 });
+
+describe('--pull on the command line', () => {
+  it('docker forms and podman policies; an unknown policy is refused', async () => {
+    const { pullFlag } = await import('../../../src/cli/commands/build.js');
+    expect(pullFlag(undefined, ['build', '.'])).toBeUndefined();
+    expect(pullFlag(true, ['build', '--pull', '.'])).toBe('always');
+    expect(pullFlag(false, ['build', '--pull=false', '.'])).toBe('missing');
+    expect(pullFlag(false, ['build', '--pull=never', '.'])).toBe('never');
+    expect(pullFlag(false, ['build', '--pull=missing', '.'])).toBe('missing');
+    expect(pullFlag(false, ['build', '--pull=always', '.'])).toBe('always');
+    expect(() => pullFlag(false, ['build', '--pull=sometimes', '.'])).toThrow(/--pull=sometimes: not a pull policy/);
+  });
+});
