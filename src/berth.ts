@@ -23,7 +23,7 @@ import type { Descriptor, Digest, ImageConfig, Platform } from './oci/types.js';
 import type { ContentStore } from './store/store.js';
 import type { ImageView } from './store/images.js';
 import type { GcResult, CheckResult } from './store/gc.js';
-import type { DiskUsage, SystemInfo, ImageSummary, ImageListOptions, RemoveImagesResult, HistoryEntry as ImageHistoryRow, PruneResult as ContentPruneResult } from './system.js';
+import type { BuildCachePruneResult, DiskUsage, SystemInfo, ImageSummary, ImageListOptions, RemoveImagesResult, HistoryEntry as ImageHistoryRow, PruneResult as ContentPruneResult } from './system.js';
 import type { LoadResult as ArchiveLoadResult, LoadedImage as ArchiveImage } from './import/load.js';
 import type { SaveResult, SaveFormat } from './import/save.js';
 import type { ImportResult } from './import/rootfs.js';
@@ -32,7 +32,7 @@ import type { PullResult } from './pull.js';
 import type { PushResult } from './push.js';
 import type { CopyImageOptions, CopyImageResult } from './transports/index.js';
 import type { BuildRequest, BuildResult, BuildEvent, BuildStep, OutputSpec, SecretSpec } from './build/builder.js';
-import type { BuildOptions as BuilderSelection } from './build/index.js';
+import type { BuildOptions as BuilderSelection, ReproducibleResult, ReproducibleDifference } from './build/index.js';
 import type { CommitOptions, CommitResult, ContainerChange } from './commit.js';
 import type { Containers, ContainerInfo, ContainerRecord, LogEntry, SuperviseIO } from './run/containers.js';
 
@@ -40,7 +40,7 @@ export type { CopyImageOptions, CopyImageResult, BuildRequest, BuildResult, Buil
 
 /** `berth.build(context, opts)`: docker build's options; every list defaults to empty. */
 export type BuildOptions = Partial<Omit<BuildRequest, 'context'>> & Omit<BuilderSelection, 'root'>;
-export type { ImageHistoryRow, ContentPruneResult, ContainerChange, CommitResult };
+export type { ImageHistoryRow, ContentPruneResult, BuildCachePruneResult, ReproducibleResult, ReproducibleDifference, ContainerChange, CommitResult };
 
 /** `commit` options; `epoch` may be given as SOURCE_DATE_EPOCH's text (checked: INVALID_ARGUMENT). */
 export type ContainerCommitOptions = Omit<CommitOptions, 'epoch'> & { epoch?: number | string };
@@ -450,11 +450,25 @@ export class Berth implements AsyncDisposable {
    */
   async build(context: string | Readable, opts: BuildOptions = {}): Promise<BuildResult> {
     const { build } = await import('./build/index.js');
+    return build(...this.#buildArgs(context, opts));
+  }
+
+  /**
+   * `build --check-reproducible`: build twice without cache with one SOURCE_DATE_EPOCH (the build
+   * arg, else the environment, else 0) and compare; the first difference (layer, file, what) or
+   * equal digests. The first build is tagged.
+   */
+  async checkReproducible(context: string | Readable, opts: BuildOptions = {}): Promise<ReproducibleResult> {
+    const { checkReproducible } = await import('./build/index.js');
+    return checkReproducible(...this.#buildArgs(context, opts));
+  }
+
+  #buildArgs(context: string | Readable, opts: BuildOptions): [BuildRequest, BuilderSelection] {
     const { builder, addr, buildctl, tls, keepDaemon, ...req } = opts;
-    return build(
+    return [
       { tags: [], buildArgs: {}, labels: {}, secrets: [], ssh: [], cacheFrom: [], cacheTo: [], outputs: [], ...req, context },
       { root: this.root, ...(builder ? { builder } : {}), ...(addr ? { addr } : {}), ...(buildctl ? { buildctl } : {}), ...(tls ? { tls } : {}), ...(keepDaemon ? { keepDaemon } : {}) },
-    );
+    ];
   }
 
   /**
@@ -581,13 +595,25 @@ export class Berth implements AsyncDisposable {
   }
 
   /**
-   * docker's `image prune` (and with `snapshots`, `system prune`): untagged images no container
-   * uses, then every blob nothing reaches, then (with `snapshots`) unused unpacked layers.
+   * docker's `image prune` (and with `snapshots` and `buildCache`, `system prune`): untagged
+   * images no container uses, (with `buildCache`) the build cache no running build holds, then
+   * every blob nothing reaches (layers of build cache records are kept), then (with `snapshots`)
+   * unused unpacked layers.
    */
-  async pruneImages(opts: { dryRun?: boolean; snapshots?: boolean; signal?: AbortSignal } = {}): Promise<ContentPruneResult> {
+  async pruneImages(opts: { dryRun?: boolean; snapshots?: boolean; buildCache?: boolean; signal?: AbortSignal } = {}): Promise<ContentPruneResult> {
     const store = await this.store();
     const { prune } = await import('./system.js');
     return prune(store, opts);
+  }
+
+  /**
+   * docker's `builder prune`: every build cache record and every cache mount no running build
+   * holds, then the layers only those records kept. Images are not touched.
+   */
+  async pruneBuildCache(opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<BuildCachePruneResult> {
+    const store = await this.store();
+    const { pruneBuilderCache } = await import('./system.js');
+    return pruneBuilderCache(store, opts);
   }
 
   /** A platform string (`os/arch[/variant]`) parsed, or a Platform as given. */

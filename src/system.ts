@@ -373,13 +373,19 @@ export async function removeImages(store: ContentStore, names: readonly string[]
     let bytes = 0;
     if (r.roots.length > 0) {
       const only = await graphDigests(store, r.roots);
-      const g = await gc(store, { extraRoots: await containerRoots(store), only });
+      const g = await gc(store, { extraRoots: await gcRoots(store), only });
       for (const d of g.removed) if (!deleted.includes(d)) deleted.push(d);
       bytes = g.bytes;
     }
     results.push({ input: n, untagged: r.untagged, deleted, bytes });
   }
   return results;
+}
+
+/** Roots gc keeps besides tags: images containers use, and layers build cache records point at. */
+async function gcRoots(store: ContentStore): Promise<Descriptor[]> {
+  const { cacheRoots } = await import('./build/native/cache.js');
+  return [...(await containerRoots(store)), ...(await cacheRoots(store.root))];
 }
 
 /** Roots that containers hold against gc. */
@@ -398,6 +404,8 @@ async function containerRoots(store: ContentStore): Promise<Descriptor[]> {
 export interface PruneResult extends GcResult {
   /** Untagged images removed (their ids). */
   images: string[];
+  /** Build cache removed (`system prune`): step records, cache mounts (names), their bytes; mounts a running build holds stay. */
+  buildCache?: { records: number; mounts: string[]; bytes: number; held: string[] };
   /** Unpacked layers removed (`system prune`) and their bytes (inodes counted once). */
   snapshots: string[];
   snapshotBytes: number;
@@ -410,8 +418,14 @@ export interface PruneResult extends GcResult {
  * blob nothing reaches. With `snapshots` (`system prune`), unpacked layers no image or
  * container uses go too, and their bytes count in `reclaimed`.
  */
-export async function prune(store: ContentStore, opts: { dryRun?: boolean; snapshots?: boolean; signal?: AbortSignal } = {}): Promise<PruneResult> {
+export async function prune(store: ContentStore, opts: { dryRun?: boolean; snapshots?: boolean; buildCache?: boolean; signal?: AbortSignal } = {}): Promise<PruneResult> {
   const refs = await containerRefs(store.root);
+  let buildCache: PruneResult['buildCache'];
+  if (opts.buildCache) {
+    const { pruneBuildCache } = await import('./build/native/cache.js');
+    const b = await pruneBuildCache(store.root, store, { all: true, ...(opts.dryRun ? { dryRun: true } : {}) });
+    buildCache = { records: b.records, mounts: b.mounts, bytes: b.bytes, held: b.held };
+  }
   const images: string[] = [];
   for (const e of await listImageEntries(store)) {
     if (e.name || (await inUseBy(store, refs, e.desc.digest))) continue;
@@ -422,7 +436,8 @@ export async function prune(store: ContentStore, opts: { dryRun?: boolean; snaps
       if (i !== -1) ms.splice(i, 1);
     });
   }
-  const r = await pruneContent(store, opts);
+  // A dry run removed no record: its layers count as garbage all the same.
+  const r = await pruneContent(store, { ...opts, ...(opts.buildCache && opts.dryRun ? { withoutCache: true } : {}) });
   let snapshots: string[] = [];
   let snapshotBytes = 0;
   if (opts.snapshots && !opts.dryRun) {
@@ -431,12 +446,36 @@ export async function prune(store: ContentStore, opts: { dryRun?: boolean; snaps
       snapshotBytes += await diskBytes(dir, seen);
     });
   }
-  return { ...r, images, snapshots, snapshotBytes, reclaimed: r.bytes + snapshotBytes };
+  const cacheBytes = buildCache?.bytes ?? 0;
+  return { ...r, images, ...(buildCache ? { buildCache } : {}), snapshots, snapshotBytes, reclaimed: r.bytes + snapshotBytes + cacheBytes };
 }
 
-/** Collect unreferenced blobs (keeping what containers use). */
-export async function pruneContent(store: ContentStore, opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<GcResult> {
-  return gc(store, { extraRoots: await containerRoots(store), ...opts });
+/** Collect unreferenced blobs (keeping what containers use and what build cache records point at). */
+export async function pruneContent(store: ContentStore, opts: { dryRun?: boolean; signal?: AbortSignal; withoutCache?: boolean } = {}): Promise<GcResult> {
+  const { withoutCache, ...rest } = opts;
+  return gc(store, { extraRoots: withoutCache ? await containerRoots(store) : await gcRoots(store), ...rest });
+}
+
+/**
+ * `builder prune`: every build cache record and every cache mount no running build holds, then
+ * the blobs only those records kept (an image that uses a layer keeps it).
+ */
+export interface BuildCachePruneResult {
+  /** Step records removed; cache mounts removed and those a running build holds (left). */
+  records: number;
+  mounts: string[];
+  held: string[];
+  /** Layer blobs that only the removed records kept. */
+  blobs: Digest[];
+  reclaimed: number;
+}
+
+export async function pruneBuilderCache(store: ContentStore, opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<BuildCachePruneResult> {
+  const { pruneBuildCache } = await import('./build/native/cache.js');
+  const b = await pruneBuildCache(store.root, store, { all: true, ...(opts.dryRun ? { dryRun: true } : {}) });
+  const only = new Set<string>(b.layers.map((l) => l.digest));
+  const g = only.size > 0 ? await gc(store, { extraRoots: opts.dryRun ? await containerRoots(store) : await gcRoots(store), only, ...opts }) : { removed: [] as Digest[], bytes: 0 };
+  return { records: b.records, mounts: b.mounts, held: b.held, blobs: g.removed, reclaimed: g.bytes + b.bytes };
 }
 
 export async function checkStore(store: ContentStore, opts: { signal?: AbortSignal } = {}): Promise<CheckResult> {
@@ -475,7 +514,8 @@ export interface DiskUsage {
   containers: { count: number; size: number };
   snapshots: { size: number };
   ingest: { size: number };
-  buildCache: { size: number };
+  /** docker's Build Cache row: step records and cache mounts; size = their layers and mount bytes; reclaimable = what builder prune gives back. */
+  buildCache: { count: number; active: number; size: number; reclaimable: number };
 }
 
 /** `system df`: blob bytes of images; disk usage (each inode once) of the other areas. */
@@ -483,20 +523,24 @@ export async function diskUsage(store: ContentStore): Promise<DiskUsage> {
   // Images as docker counts them: distinct images (tags of one image count once).
   const count = new Set((await listImageEntries(store)).map((e) => e.desc.digest)).size;
   const keep = await reachable(store, await containerRoots(store));
+  const { buildCacheUsage, cacheRoots } = await import('./build/native/cache.js');
+  const cached = new Set<string>((await cacheRoots(store.root)).map((l) => l.digest));
   let all = 0;
   let reclaimable = 0;
   for (const d of await store.listBlobs()) {
     const s = (await store.blobSize(d)) ?? 0;
     all += s;
-    if (!keep.has(d)) reclaimable += s;
+    // A blob only build cache keeps is the cache's to reclaim (image prune leaves it).
+    if (!keep.has(d) && !cached.has(d)) reclaimable += s;
   }
+  const bc = await buildCacheUsage(store.root, store, keep);
   const containers = await containerRefs(store.root);
   return {
     images: { count, size: all, reclaimable },
     containers: { count: containers.length, size: await diskBytes(join(store.root, 'containers')) },
     snapshots: { size: await diskBytes(join(store.root, 'snapshots')) },
     ingest: { size: await diskBytes(store.ingestDir) },
-    buildCache: { size: await diskBytes(join(store.root, 'cache')) },
+    buildCache: { count: bc.records + bc.mounts, active: bc.mountsHeld, size: bc.layerBytes + bc.mountBytes, reclaimable: bc.exclusiveBytes + bc.reclaimableMountBytes },
   };
 }
 

@@ -6,6 +6,9 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { BerthError } from '../errors.js';
+import { patchPaxDecoder, paxXattrs } from './pax.js';
+
+patchPaxDecoder();
 
 export type TarEntryType = 'file' | 'directory' | 'symlink' | 'link' | 'other';
 
@@ -16,6 +19,13 @@ export interface TarEntryHeader {
   size: number;
   /** Target of a symlink or hard link. */
   linkname?: string;
+  /** Permission bits (with setuid/setgid/sticky), owner, and mtime in whole seconds. */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: number;
+  /** PAX `SCHILY.xattr.*` records: name -> raw value. */
+  xattrs?: Map<string, Buffer>;
 }
 
 /**
@@ -42,6 +52,12 @@ export async function readTarEntries(
         t === 'file' || t === 'contiguous-file' ? 'file' : t === 'directory' ? 'directory' : t === 'symlink' ? 'symlink' : t === 'link' ? 'link' : 'other';
       const eh: TarEntryHeader = { name: h.name, type, size: h.size ?? 0 };
       if (h.linkname) eh.linkname = h.linkname;
+      if (h.mode !== undefined) eh.mode = h.mode;
+      if (h.uid !== undefined) eh.uid = h.uid;
+      if (h.gid !== undefined) eh.gid = h.gid;
+      if (h.mtime !== undefined) eh.mtime = Math.floor(h.mtime.getTime() / 1000);
+      const x = paxXattrs(h.pax as Record<string, string> | null | undefined);
+      if (x.size > 0) eh.xattrs = x;
       try {
         await onEntry(eh, entry as unknown as Readable);
       } finally {

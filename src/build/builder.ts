@@ -42,8 +42,12 @@ export interface BuildRequest {
   noCache?: boolean;
   /** Stage names whose steps are not taken from the cache. */
   noCacheFilter?: string[];
-  /** Always look for a newer base image. */
-  pull?: boolean;
+  /**
+   * Base images (FROM, COPY --from=IMAGE): `missing` (the default, docker's) uses the store's
+   * image and pulls one that is not there; `always` (`true`, docker's `--pull`) asks the
+   * registry for the newest first; `never` uses the store only. `false` is docker's default.
+   */
+  pull?: boolean | 'always' | 'missing' | 'never';
   /** `default|none|host` for RUN steps. */
   network?: string;
   secrets: SecretSpec[];

@@ -6,8 +6,7 @@
 import { BerthError } from '../errors.js';
 import type { BuildctlTls } from './buildctl.js';
 import type { Builder, BuildRequest, BuildResult } from './builder.js';
-import { createBuildkitBuilder } from './buildkit/index.js';
-import { createNativeBuilder } from './native/index.js';
+import type { ReproducibleResult } from './native/reproducible.js';
 
 export type BuilderChoice = 'auto' | 'buildkit' | 'builtin';
 
@@ -24,8 +23,13 @@ export interface BuildOptions {
   keepDaemon?: boolean;
 }
 
-export function builderFor(choice: 'buildkit' | 'builtin', opts: BuildOptions): Builder {
-  if (choice === 'builtin') return createNativeBuilder({ root: opts.root });
+/**
+ * The backend's module is loaded here, on first use: a built-in build never loads the buildctl
+ * wrapper (execa), a BuildKit build never loads the built-in builder.
+ */
+export async function builderFor(choice: 'buildkit' | 'builtin', opts: BuildOptions): Promise<Builder> {
+  if (choice === 'builtin') return (await import('./native/index.js')).createNativeBuilder({ root: opts.root });
+  const { createBuildkitBuilder } = await import('./buildkit/index.js');
   return createBuildkitBuilder({
     root: opts.root,
     ...(opts.addr ? { addr: opts.addr } : {}),
@@ -44,13 +48,13 @@ export async function chooseBuilder(req: Pick<BuildRequest, 'signal' | 'onProgre
     return builderFor(choice, opts);
   }
   if (choice !== 'auto') throw new BerthError('INVALID_ARGUMENT', `unknown builder ${JSON.stringify(choice)}`, { hint: 'use auto, buildkit or builtin' });
-  const bk = builderFor('buildkit', opts);
+  const bk = await builderFor('buildkit', opts);
   const a = await bk.available(req.signal);
   if (a.ok) {
     say(`builder: buildkit (${a.why})`);
     return bk;
   }
-  const nb = builderFor('builtin', opts);
+  const nb = await builderFor('builtin', opts);
   const n = await nb.available(req.signal);
   if (n.ok) {
     say(`builder: builtin (BuildKit: ${a.why})`);
@@ -67,6 +71,21 @@ export async function build(req: BuildRequest, opts: BuildOptions): Promise<Buil
   return b.build(req);
 }
 
+/**
+ * `build --check-reproducible`: build twice without cache (one SOURCE_DATE_EPOCH) with the
+ * chosen backend and compare the images; the first build is tagged.
+ */
+export async function checkReproducible(req: BuildRequest, opts: BuildOptions): Promise<ReproducibleResult> {
+  if (req.outputs.length > 0) throw new BerthError('INVALID_ARGUMENT', '--check-reproducible compares images in the store: it takes no --output', { hint: 'drop --output (berth save the image afterwards)' });
+  const b = await chooseBuilder(req, opts);
+  const { checkReproducible: check } = await import('./native/reproducible.js');
+  return check(opts.root, req, (r) => b.build(r));
+}
+
+export type { ReproducibleResult, ReproducibleDifference } from './native/reproducible.js';
 export type { Builder, BuildRequest, BuildResult, BuildEvent, BuildStep, OutputSpec, SecretSpec } from './builder.js';
-export { createBuildkitBuilder, type BuildkitBuilderOptions } from './buildkit/index.js';
-export { stopKeptDaemon } from './buildkit/daemon.js';
+export type { BuildkitBuilderOptions } from './buildkit/index.js';
+/** Stop the private buildkitd kept for `root` (loads the BuildKit room only when called). */
+export async function stopKeptDaemon(...args: Parameters<typeof import('./buildkit/daemon.js').stopKeptDaemon>): ReturnType<typeof import('./buildkit/daemon.js').stopKeptDaemon> {
+  return (await import('./buildkit/daemon.js')).stopKeptDaemon(...args);
+}

@@ -382,6 +382,14 @@ export class ContentStore implements ContentSource, ContentTarget {
     }
   }
 
+  /**
+   * Hold an existing blob in the current lease (a no-op outside `withLease`): a build that takes
+   * a layer from its cache keeps it from a concurrent gc until the image that uses it is tagged.
+   */
+  async hold(desc: Pick<Descriptor, 'digest'>): Promise<void> {
+    if (this.#lease) await appendFile(this.#lease, desc.digest + '\n');
+  }
+
   /** Digests held by leases of live processes; leases of dead ones are removed. */
   async leasedDigests(): Promise<Set<string>> {
     const held = new Set<string>();

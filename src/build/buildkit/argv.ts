@@ -99,7 +99,8 @@ export function buildctlArgs(req: BuildRequest, plan: ArgvPlan, outputs: OutputP
   if (req.platform) a.push('--opt', `platform=${req.platform}`);
   if (req.noCache) a.push('--no-cache');
   if (req.noCacheFilter?.length) a.push('--opt', `no-cache=${req.noCacheFilter.join(',')}`);
-  if (req.pull) a.push('--opt', 'image-resolve-mode=pull');
+  if (req.pull === true || req.pull === 'always') a.push('--opt', 'image-resolve-mode=pull');
+  else if (req.pull === 'never') a.push('--opt', 'image-resolve-mode=local');
   const allow = new Set(req.allow ?? []);
   if (req.network && req.network !== 'default') {
     if (req.network !== 'none' && req.network !== 'host') throw new BerthError('INVALID_ARGUMENT', `--network ${req.network}: BuildKit runs steps with default, none or host`);

@@ -17,7 +17,8 @@ import { BerthError, isBerthError } from '../../errors.js';
 import { compressStream } from '../../archive/compress.js';
 import { DigestStream, sha256 } from '../../oci/digest.js';
 import { MediaType } from '../../oci/mediatype.js';
-import { hostPlatform, parsePlatform } from '../../oci/platform.js';
+import { formatPlatform, hostPlatform, parsePlatform } from '../../oci/platform.js';
+import { formatReference, looksLikeDigest, parseReference } from '../../oci/reference.js';
 import type { ContainerConfig, Descriptor, Digest, HistoryEntry, ImageConfig, Manifest, Platform } from '../../oci/types.js';
 import { chainIds, Snapshotter } from '../../snapshot/snapshotter.js';
 import { unpack } from '../../snapshot/unpack.js';
@@ -38,7 +39,7 @@ import { expandHeredoc, expandWord, type Env } from '../dockerfile/expand.js';
 import { anyOf, IgnoreMatcher, loadIgnore, type PathFilter } from '../context/ignore.js';
 import { findSources, hasWildcard, hashSource, type SourceMatch } from '../context/sources.js';
 import { copyInto, isArchive, mkdirAllInRoot, writeHeredocFile, type Owner } from './copy.js';
-import { fetchUrl } from './fetch.js';
+import { holdCacheMount } from './cache.js';
 import { goList, goQuoteList, healthHistory, parseGoDuration, type Health } from './format.js';
 
 /** The proxy build args every build knows without an ARG (not in history unless declared). */
@@ -105,6 +106,8 @@ interface Ctx {
   usedArgs: Set<string>;
   /** Variable names the current instruction's expansions referenced. */
   used: Set<string>;
+  /** Pulls under way in this build, by name and platform. */
+  pulls: Map<string, Promise<void>>;
 }
 
 /** A time as Go's RFC 3339 marshalling writes it (no `.000` for whole seconds). */
@@ -212,6 +215,7 @@ async function buildIn(root: string, req: BuildRequest, contextDir: string): Pro
     noCache: (s) => !!req.noCache || (s.name !== undefined && (req.noCacheFilter ?? []).includes(s.name)),
     usedArgs: new Set(),
     used: new Set(),
+    pulls: new Map(),
   };
 
   let target = df.stages[df.stages.length - 1]!;
@@ -329,15 +333,53 @@ function scratchState(ctx: Ctx): StageState {
   };
 }
 
+/** `--pull` as a mode: docker's `--pull` (always ask the registry), the default (pull when missing), never. */
+export function pullMode(pull: BuildRequest['pull']): 'always' | 'missing' | 'never' {
+  if (pull === true || pull === 'always') return 'always';
+  if (pull === 'never') return 'never';
+  return 'missing';
+}
+
+/**
+ * The image a FROM or `--from` names: from the store, else pulled per `--pull` (the default
+ * pulls a missing image; `always` asks the registry first; `never` fails naming the line).
+ * A local image is used with no network at all unless `--pull` asked for it. One pull per
+ * name per build (stages that share a base wait for the same pull).
+ */
 async function resolveImage(ctx: Ctx, name: string, line: number, platform: Platform = ctx.platform): Promise<ImageView> {
-  try {
-    return await getImage(ctx.store, name, platform);
-  } catch (e) {
-    if (isBerthError(e, 'NOT_FOUND')) {
-      throw lineError(ctx.df.file, line, `${name}: image not found in berth's store`, `pull it first (berth pull ${name}) or build the stage that makes it`);
+  const mode = pullMode(ctx.req.pull);
+  const local = () => getImage(ctx.store, name, platform);
+  // An image id names a local image only: never ask a registry.
+  if (mode !== 'always' || looksLikeDigest(name)) {
+    try {
+      return await local();
+    } catch (e) {
+      if (!isBerthError(e, 'NOT_FOUND')) throw e;
+      if (mode === 'never' || looksLikeDigest(name)) {
+        throw new BerthError('NOT_FOUND', `${ctx.df.file}:${line}: ${name}: image not found in berth's store (--pull=never)`, {
+          hint: `pull it first (berth pull ${name}), build the stage that makes it, or drop --pull=never`,
+        });
+      }
     }
-    throw e;
   }
+  const key = `${name}\n${formatPlatform(platform)}`;
+  let p = ctx.pulls.get(key);
+  if (!p) {
+    ctx.req.onProgress?.({ type: 'message', text: `pulling ${name} (${mode === 'always' ? '--pull' : 'not in the store'})` });
+    p = import('../../pull.js').then(({ pull }) => pull(ctx.store, name, { platform, ...(ctx.req.signal ? { signal: ctx.req.signal } : {}) })).then(() => undefined);
+    ctx.pulls.set(key, p);
+  }
+  try {
+    await p;
+  } catch (e) {
+    ctx.req.signal?.throwIfAborted();
+    const code = isBerthError(e) ? e.code : 'UNAVAILABLE';
+    throw new BerthError(code, `${ctx.df.file}:${line}: FROM ${name}: cannot pull it: ${(e as Error).message}`, {
+      cause: e,
+      hint: isBerthError(e) && e.hint ? e.hint : `check the name, or berth pull ${name} first`,
+    });
+  }
+  return local();
 }
 
 async function buildStage(ctx: Ctx, stage: Stage, path: number[]): Promise<StageState> {
@@ -622,6 +664,8 @@ async function layerStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruc
   const recordPath = join(ctx.root, 'cache', 'steps', `${key}.json`);
   if (!ctx.noCache(stage)) {
     const rec = await readFile(recordPath, 'utf8').then((t) => JSON.parse(t) as CacheRecord, () => undefined);
+    // Held in the build's lease first: a prune that removes the record meanwhile cannot take the layer.
+    if (rec) await ctx.store.hold(rec.layer);
     if (rec && (await ctx.store.exists(rec.layer))) {
       step.cached = true;
       ctx.steps.push(step);
@@ -767,7 +811,10 @@ async function runStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instructi
           mounts.push({ destination: abs, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
         } else if (type === 'cache') {
           const id = m.id ?? abs;
-          const dir = join(ctx.root, 'cache', 'mounts', createHash('sha256').update(id).digest('hex').slice(0, 32));
+          const name = createHash('sha256').update(id).digest('hex').slice(0, 32);
+          const dir = join(ctx.root, 'cache', 'mounts', name);
+          // Held before it is made: a prune never removes a cache mount a running build uses.
+          extra.push(await holdCacheMount(ctx.root, name));
           await mkdir(dir, { recursive: true, mode: 0o755 });
           mounts.push({ destination: abs, type: 'bind', source: dir, options: ['rbind', 'rprivate', ...(ro ? ['ro'] : [])] });
         } else if (type === 'bind') {
@@ -982,6 +1029,7 @@ async function copyStep(ctx: Ctx, stage: Stage, state: StageState, ins: Instruct
         downloads.push(dir);
         let f;
         try {
+          const { fetchUrl } = await import('./fetch.js');
           f = await fetchUrl(s, dir, { ...(checksum !== undefined ? { checksum } : {}), ...(ctx.req.signal ? { signal: ctx.req.signal } : {}) });
         } catch (e) {
           throw lineError(ctx.df.file, ins.line, (e as Error).message, isBerthError(e) ? e.hint : undefined);
@@ -1042,8 +1090,17 @@ async function commitResult(ctx: Ctx, state: StageState): Promise<BuildResult> {
     rootfs: { type: 'layers', diff_ids: state.diffIds },
     history,
   };
+  // A rebuild with nothing changed makes the same config and manifest: no ingest, no index write.
+  const put = async (bytes: Buffer, what: string): Promise<{ digest: Digest; size: number }> => {
+    const desc = { digest: sha256(bytes) as Digest, size: bytes.length };
+    if (await ctx.store.exists(desc)) {
+      await ctx.store.hold(desc);
+      if (await ctx.store.exists(desc)) return desc;
+    }
+    return ctx.store.putBytes(bytes, { what });
+  };
   const configBytes = Buffer.from(JSON.stringify(config));
-  const c = await ctx.store.putBytes(configBytes, { what: 'image config' });
+  const c = await put(configBytes, 'image config');
   const manifest: Manifest = {
     schemaVersion: 2,
     mediaType: MediaType.OCI_MANIFEST,
@@ -1051,10 +1108,15 @@ async function commitResult(ctx: Ctx, state: StageState): Promise<BuildResult> {
     layers: state.layers,
   } as Manifest;
   const mBytes = Buffer.from(JSON.stringify(manifest));
-  const m = await ctx.store.putBytes(mBytes, { what: 'image manifest' });
+  const m = await put(mBytes, 'image manifest');
   const rootDesc: Descriptor = { mediaType: MediaType.OCI_MANIFEST, digest: m.digest, size: m.size };
   const names: string[] = [];
-  for (const t of ctx.req.tags) names.push(await tagImage(ctx.store, t, rootDesc));
+  const current = ctx.req.tags.length > 0 ? new Map((await ctx.store.listImages()).map((r) => [r.name, r.desc.digest])) : new Map<string, string>();
+  for (const t of ctx.req.tags) {
+    const ref = parseReference(t);
+    const full = !ref.digest ? formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag ?? 'latest' }) : undefined;
+    names.push(full !== undefined && current.get(full) === rootDesc.digest ? full : await tagImage(ctx.store, t, rootDesc));
+  }
   return {
     root: rootDesc,
     imageId: c.digest,

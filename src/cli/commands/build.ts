@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { OutputSpec, SecretSpec } from '../../index.js';
+import type { OutputSpec, ReproducibleResult, SecretSpec } from '../../index.js';
 import { BerthError } from '../../index.js';
 import { createBuildProgress } from '../build-progress.js';
 import { defineCommand } from '../command.js';
@@ -38,6 +38,7 @@ interface BuildArgs {
   tlsdir?: string;
   keepBuildkitd?: boolean;
   allow?: string[];
+  checkReproducible?: boolean;
 }
 
 const OUTPUT_TYPES = new Set(['image', 'registry', 'docker', 'oci', 'tar', 'local']);
@@ -73,6 +74,34 @@ function pairs(value: string, flag: string): Record<string, string> {
     o[f.slice(0, eq).trim().toLowerCase()] = f.slice(eq + 1);
   }
   return o;
+}
+
+/**
+ * `--pull` (docker's: always ask the registry), `--pull=true|false` (false is docker's default:
+ * pull only what is missing), and podman's `--pull=always|missing|never`, which yargs' boolean
+ * flag cannot carry: read from the raw arguments.
+ */
+export function pullFlag(value: boolean | undefined, rawArgs: readonly string[]): 'always' | 'missing' | 'never' | undefined {
+  const raw = [...rawArgs].reverse().find((a) => a.startsWith('--pull='))?.slice('--pull='.length);
+  if (raw !== undefined && !['true', 'false'].includes(raw)) {
+    if (raw === 'always' || raw === 'missing' || raw === 'never') return raw;
+    throw new BerthError('INVALID_ARGUMENT', `--pull=${raw}: not a pull policy`, { hint: 'use --pull (always), --pull=missing or --pull=never' });
+  }
+  if (value === true) return 'always';
+  if (value === false) return 'missing';
+  return undefined;
+}
+
+/** The lines `build --check-reproducible` prints. */
+export function reproducibleReport(r: ReproducibleResult): string[] {
+  const epoch = `SOURCE_DATE_EPOCH=${r.epoch} (${r.epochFrom === 'default' ? 'default: set in neither the environment nor --build-arg' : `from the ${r.epochFrom === 'env' ? 'environment' : 'build arg'}`})`;
+  if (r.reproducible) return [`reproducible: both builds gave ${r.digests[0]} (image ${r.imageIds[0]}), ${epoch}`];
+  const d = r.difference!;
+  const where = d.layer !== undefined ? `layer ${d.layer}, /${d.path}` : d.path;
+  return [
+    `not reproducible: ${where}: ${d.what.join(', ')} differ (${d.detail})`,
+    `  first build ${r.digests[0]}, second build ${r.digests[1]}, ${epoch}`,
+  ];
 }
 
 /** `--build-arg K=V`, or a bare `K` that takes the environment's value (skipped when unset). */
@@ -158,7 +187,7 @@ export default defineCommand<BuildArgs>({
       .option('platform', { type: 'string', describe: 'Target platform os/arch[/variant]' })
       .option('no-cache', { type: 'boolean', describe: 'Do not use the build cache' })
       .option('cache', { type: 'boolean', hidden: true })
-      .option('pull', { type: 'boolean', describe: 'Always look for newer base images (skips images from the store)' })
+      .option('pull', { type: 'boolean', describe: 'Always look for newer base images; --pull=missing (default: pull a base that is not in the store), --pull=never (the store only)' })
       .option('network', { type: 'string', describe: 'Network for RUN: default, none or host' })
       .option('secret', { type: 'string', describe: 'Secret id=ID,src=PATH or id=ID,env=NAME' })
       .option('ssh', { type: 'string', describe: 'SSH agent socket or keys: default|ID[=SOCKET|KEY...]' })
@@ -177,6 +206,7 @@ export default defineCommand<BuildArgs>({
       .option('tlsservername', { type: 'string', describe: 'Server name to check the BuildKit certificate against' })
       .option('tlsdir', { type: 'string', describe: 'Directory with ca.pem, cert.pem and key.pem' })
       .option('keep-buildkitd', { type: 'boolean', describe: 'Keep a buildkitd berth starts running after the build (berth buildkit stop)' })
+      .option('check-reproducible', { type: 'boolean', describe: 'Build twice without cache (SOURCE_DATE_EPOCH from --build-arg, the environment, else 0) and report the first file that differs; exit 5 when the images differ' })
       .option('allow', { type: 'string', describe: 'Extra entitlements (network.host, security.insecure)' }),
   async run(argv, ctx) {
     // Repeatable flags are not yargs arrays (those would swallow the context argument).
@@ -186,6 +216,7 @@ export default defineCommand<BuildArgs>({
     const context = argv.context === '' && process.argv.includes('-') ? '-' : argv.context;
     if (!context) throw new BerthError('INVALID_ARGUMENT', 'no build context given', { hint: 'give a directory, or - for a tar on stdin' });
     const noCache = argv.noCache === true || argv.cache === false;
+    const pull = pullFlag(argv.pull, process.argv);
     const outputs = (argv.output ?? []).map(parseOutput);
     if (argv.push) outputs.push({ type: 'image', push: true, attrs: {} });
     if (argv.file === '-' && context === '-') throw new BerthError('INVALID_ARGUMENT', 'the context and the Dockerfile cannot both come from stdin', { hint: 'give a context directory with -f -, or a tar context with its own Dockerfile' });
@@ -203,9 +234,7 @@ export default defineCommand<BuildArgs>({
       ...(argv.tlsservername ? { serverName: argv.tlsservername } : {}),
       ...(argv.tlsdir ? { dir: resolve(argv.tlsdir) } : {}),
     };
-    let result;
-    try {
-      result = await berth.build(context === '-' ? process.stdin : resolve(context), {
+    const buildOpts: Parameters<typeof berth.build>[1] = {
         ...(argv.file && argv.file !== '-' ? { dockerfile: resolve(argv.file) } : {}),
         ...(dockerfileText !== undefined ? { dockerfileText } : {}),
         tags: argv.tag ?? [],
@@ -214,7 +243,7 @@ export default defineCommand<BuildArgs>({
         ...(argv.target ? { target: argv.target } : {}),
         ...(argv.platform ? { platform: argv.platform } : {}),
         ...(noCache ? { noCache: true } : {}),
-        ...(argv.pull ? { pull: true } : {}),
+        ...(pull !== undefined ? { pull } : {}),
         ...(argv.network ? { network: argv.network } : {}),
         secrets,
         ssh: argv.ssh ?? [],
@@ -229,9 +258,22 @@ export default defineCommand<BuildArgs>({
         ...(argv.buildkitAddr ? { addr: argv.buildkitAddr } : {}),
         ...(Object.keys(tls).length > 0 ? { tls } : {}),
         ...(argv.keepBuildkitd ? { keepDaemon: true } : {}),
-      });
+    };
+    const input = context === '-' ? process.stdin : resolve(context);
+    let result;
+    let repro: ReproducibleResult | undefined;
+    try {
+      if (argv.checkReproducible) {
+        repro = await berth.checkReproducible(input, buildOpts);
+        result = repro.result;
+      } else result = await berth.build(input, buildOpts);
     } finally {
       progress.done();
+    }
+    if (repro) {
+      for (const line of reproducibleReport(repro)) ctx.out(line);
+      if (!repro.reproducible) ctx.setExitCode(5);
+      return;
     }
     const id = result.imageId ?? result.root?.digest;
     if (argv.iidfile && id) await writeFile(argv.iidfile, id);

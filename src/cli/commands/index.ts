@@ -20,6 +20,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'save', describe: 'Save images to a docker-save or OCI archive', load: () => import('./save.js') },
   { name: 'import', describe: 'Import a root filesystem tarball as an image', load: () => import('./import.js') },
   { name: 'build', describe: 'Build an image from a Dockerfile', load: () => import('./build.js') },
+  { name: 'builder', describe: 'Manage the build cache (prune)', load: () => import('./builder.js') },
   { name: 'buildkit', describe: "Manage berth's private buildkitd (stop)", load: () => import('./buildkit.js') },
   { name: 'pull', describe: 'Download an image from a registry', load: () => import('./pull.js') },
   { name: 'push', describe: 'Upload an image to a registry', load: () => import('./push.js') },

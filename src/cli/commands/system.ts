@@ -17,7 +17,7 @@ const df = defineCommand<{ format?: string }>({
       { Type: 'Containers', TotalCount: String(u.containers.count), Active: '', Size: size(u.containers.size), Reclaimable: '' },
       { Type: 'Snapshots', TotalCount: '', Active: '', Size: size(u.snapshots.size), Reclaimable: '' },
       { Type: 'Ingest', TotalCount: '', Active: '', Size: size(u.ingest.size), Reclaimable: '' },
-      { Type: 'Build Cache', TotalCount: '', Active: '', Size: size(u.buildCache.size), Reclaimable: '' },
+      { Type: 'Build Cache', TotalCount: String(u.buildCache.count), Active: String(u.buildCache.active), Size: size(u.buildCache.size), Reclaimable: size(u.buildCache.reclaimable) },
     ];
     const def = 'table {{.Type}}\t{{.TotalCount}}\t{{.Size}}\t{{.Reclaimable}}';
     ctx.out(renderRows(argv.format ?? def, rows, { headers: { Type: 'TYPE', TotalCount: 'TOTAL' } }, def.slice(6)));

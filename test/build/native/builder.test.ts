@@ -208,7 +208,8 @@ describe.skipIf(!isRoot)('bad input', () => {
   it.each([
     ['an ARG used before its declaration', 'FROM base\nENV X=$V\nARG V=1\n', /^Dockerfile:2: V is used before ARG V declares it \(line 3\)/],
     ['--chown to an unknown user', 'FROM base\nCOPY --chown=nosuchuser Dockerfile /x\n', /^Dockerfile:2: unable to find user nosuchuser/],
-    ['a FROM that resolves nowhere', 'FROM base\nFROM nothing-here:1\n', /^Dockerfile:2: nothing-here:1: image not found/],
+    // Not in the store: pulled by default, from a registry that refuses at once (no internet here).
+    ['a FROM that resolves nowhere', 'FROM base\nFROM 127.0.0.1:1/nothing-here:1\n', /^Dockerfile:2: FROM 127\.0\.0\.1:1\/nothing-here:1: cannot pull it: /],
     ['an unknown target', 'FROM base AS a\n', /target stage "zzz" could not be found/],
     ['an unterminated heredoc', 'FROM base\nRUN <<EOF\necho\n', /^Dockerfile:2: unterminated heredoc EOF/],
     ['a COPY with no matching source', 'FROM base\nCOPY *.nomatch /x/\n', /^Dockerfile:2: COPY \*\.nomatch: .* not found/],
@@ -305,8 +306,8 @@ describe.skipIf(!isRoot)('build cache accounting', () => {
     const u = await buildCacheUsage(join(root, 'store'), store);
     expect(u).toMatchObject({ records: 2, live: 2, mounts: 1 });
     expect(u.mountBytes).toBeGreaterThan(0);
-    expect(await pruneBuildCache(join(root, 'store'), store)).toMatchObject({ records: 0, mounts: 0 });
-    expect(await pruneBuildCache(join(root, 'store'), store, { all: true })).toMatchObject({ records: 2, mounts: 1 });
+    expect(await pruneBuildCache(join(root, 'store'), store)).toMatchObject({ records: 0, mounts: [] });
+    expect(await pruneBuildCache(join(root, 'store'), store, { all: true })).toMatchObject({ records: 2, mounts: [expect.stringMatching(/^[0-9a-f]{32}$/)] });
     expect(await buildCacheUsage(join(root, 'store'), store)).toMatchObject({ records: 0, mounts: 0 });
   });
 });
