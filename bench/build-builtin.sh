@@ -3,7 +3,7 @@
 # ratios printed. berth is the CLI (`node bin/berth.js build --builder builtin`, node's start
 # included), timed with NODE_EXTRA_CA_CERTS unset and set in the same rounds. Peers: `buildah bud`
 # (overlay driver, --isolation chroot: its fastest set-up here) and a warm buildkitd through
-# buildctl (BUILDKIT_HOST, default unix:///opt/bk/buildkitd.sock; skipped when none answers).
+# buildctl (BUILDKIT_HOST, and buildctl on PATH or BERTH_BUILDCTL; skipped when none answers).
 # berth's root and buildah's storage live on a fresh loop-mounted ext4 (buildkitd keeps its own
 # --root: it is a running daemon).
 # Cases (CASES, default "small minbase rss"):
@@ -22,15 +22,15 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 ROUNDS=${ROUNDS:-3}
 CASES=${CASES:-small minbase rss}
-BK=${BUILDKIT_HOST:-unix:///opt/bk/buildkitd.sock}
-BUILDCTL=${BERTH_BUILDCTL:-$(command -v buildctl || echo /opt/bk/bin/buildctl)}
+BK=${BUILDKIT_HOST:-}
+BUILDCTL=${BERTH_BUILDCTL:-$(command -v buildctl || echo buildctl)}
 MINBASE_TAR=${MINBASE_TAR:-/var/tmp/berth-minbase/minbase.tar}
 CA=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
 [ "$(id -u)" = 0 ] || { echo "bench/build-builtin.sh must run as root" >&2; exit 1; }
 [ -f dist/build/native/index.js ] || npm run build >/dev/null
 command -v buildah >/dev/null || { echo "buildah not installed (apt-get install buildah)" >&2; exit 1; }
 HAVE_BK=0
-"$BUILDCTL" --addr "$BK" debug workers >/dev/null 2>&1 && HAVE_BK=1 || echo "no buildkitd answers at $BK: buildctl columns skipped" >&2
+[ -n "$BK" ] && "$BUILDCTL" --addr "$BK" debug workers >/dev/null 2>&1 && HAVE_BK=1 || echo "no buildkitd answers at $BK: buildctl columns skipped" >&2
 
 W=/tmp/berth-bench-build.$$  # lower case: buildah names oci: images by path
 cleanup() {
