@@ -13,7 +13,9 @@ import { formatPlatform, hostPlatform } from './oci/platform.js';
 import { familiarName, familiarString, parseReference } from './oci/reference.js';
 import type { Descriptor, Digest, Platform } from './oci/types.js';
 import { walk } from './oci/walk.js';
-import { check, gc, reachable, type CheckResult, type GcResult } from './store/gc.js';
+import type { CheckResult, GcResult } from './store/gc.js';
+/** gc, check and reachable load with the verbs that walk the whole store (listings never do). */
+const gcRoom = () => import('./store/gc.js');
 import { findImage, listImageEntries, removeImage, viewImage, type ImageView } from './store/images.js';
 import type { ContentStore } from './store/store.js';
 import type { ContainerInfo } from './run/containers.js';
@@ -373,7 +375,7 @@ export async function removeImages(store: ContentStore, names: readonly string[]
     let bytes = 0;
     if (r.roots.length > 0) {
       const only = await graphDigests(store, r.roots);
-      const g = await gc(store, { extraRoots: await gcRoots(store), only });
+      const g = await (await gcRoom()).gc(store, { extraRoots: await gcRoots(store), only });
       for (const d of g.removed) if (!deleted.includes(d)) deleted.push(d);
       bytes = g.bytes;
     }
@@ -453,7 +455,7 @@ export async function prune(store: ContentStore, opts: { dryRun?: boolean; snaps
 /** Collect unreferenced blobs (keeping what containers use and what build cache records point at). */
 export async function pruneContent(store: ContentStore, opts: { dryRun?: boolean; signal?: AbortSignal; withoutCache?: boolean } = {}): Promise<GcResult> {
   const { withoutCache, ...rest } = opts;
-  return gc(store, { extraRoots: withoutCache ? await containerRoots(store) : await gcRoots(store), ...rest });
+  return (await gcRoom()).gc(store, { extraRoots: withoutCache ? await containerRoots(store) : await gcRoots(store), ...rest });
 }
 
 /**
@@ -474,12 +476,12 @@ export async function pruneBuilderCache(store: ContentStore, opts: { dryRun?: bo
   const { pruneBuildCache } = await import('./build/native/cache.js');
   const b = await pruneBuildCache(store.root, store, { all: true, ...(opts.dryRun ? { dryRun: true } : {}) });
   const only = new Set<string>(b.layers.map((l) => l.digest));
-  const g = only.size > 0 ? await gc(store, { extraRoots: opts.dryRun ? await containerRoots(store) : await gcRoots(store), only, ...opts }) : { removed: [] as Digest[], bytes: 0 };
+  const g = only.size > 0 ? await (await gcRoom()).gc(store, { extraRoots: opts.dryRun ? await containerRoots(store) : await gcRoots(store), only, ...opts }) : { removed: [] as Digest[], bytes: 0 };
   return { records: b.records, mounts: b.mounts, held: b.held, blobs: g.removed, reclaimed: g.bytes + b.bytes };
 }
 
 export async function checkStore(store: ContentStore, opts: { signal?: AbortSignal } = {}): Promise<CheckResult> {
-  return check(store, opts);
+  return (await gcRoom()).check(store, opts);
 }
 
 /**
@@ -522,7 +524,7 @@ export interface DiskUsage {
 export async function diskUsage(store: ContentStore): Promise<DiskUsage> {
   // Images as docker counts them: distinct images (tags of one image count once).
   const count = new Set((await listImageEntries(store)).map((e) => e.desc.digest)).size;
-  const keep = await reachable(store, await containerRoots(store));
+  const keep = await (await gcRoom()).reachable(store, await containerRoots(store));
   const { buildCacheUsage, cacheRoots } = await import('./build/native/cache.js');
   const cached = new Set<string>((await cacheRoots(store.root)).map((l) => l.digest));
   let all = 0;
