@@ -1,4 +1,11 @@
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { createRequire } from 'node:module';
+
+let cryptoModule: typeof import('node:crypto') | undefined;
+/** node:crypto, loaded on first use: a command that hashes nothing (a cached listing) never pays for it. */
+export function nodeCrypto(): typeof import('node:crypto') {
+  return (cryptoModule ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto'));
+}
 import { Transform, type TransformCallback } from 'node:stream';
 import { BerthError } from '../errors.js';
 import type { Digest } from './types.js';
@@ -29,7 +36,7 @@ export function digestHex(d: Digest): string {
 }
 
 export function sha256(data: Uint8Array | string): Digest {
-  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  return `sha256:${nodeCrypto().createHash('sha256').update(data).digest('hex')}`;
 }
 
 /** Canonical bytes of a JSON document as berth writes it (no whitespace). */
@@ -91,7 +98,7 @@ export class CountingStream extends Transform {
 
 /** A pass-through stream that hashes what flows (sha256) and counts the bytes. */
 export class DigestStream extends CountingStream {
-  readonly #hash: Hash = createHash('sha256');
+  readonly #hash: Hash = nodeCrypto().createHash('sha256');
   #digest: Digest | undefined;
 
   /** Seed with bytes already written (resuming an ingest): the hash state is fed them first. */
@@ -123,7 +130,7 @@ export interface VerifyExpectation {
  * size or the digest differ from what was expected.
  */
 export class VerifyingStream extends Transform {
-  readonly #hash: Hash = createHash('sha256');
+  readonly #hash: Hash = nodeCrypto().createHash('sha256');
   #size = 0;
   readonly #expect: VerifyExpectation;
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { open, readFile, rename, unlink, link } from 'node:fs/promises';
+import { nodeCrypto } from '../oci/digest.js';
 import { BerthError, fromSystemError } from '../errors.js';
 
 export interface LockOptions {
@@ -66,7 +66,7 @@ async function readInfo(path: string): Promise<LockInfo | undefined> {
  * A lock whose owner died on this host (kill -9) is taken over; a live owner is waited for.
  */
 export async function acquireLock(path: string, opts: LockOptions = {}): Promise<() => Promise<void>> {
-  const me: LockInfo = { pid: process.pid, host: hostname(), token: randomBytes(12).toString('hex') };
+  const me: LockInfo = { pid: process.pid, host: hostname(), token: nodeCrypto().randomBytes(12).toString('hex') };
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   let delay = 2;
   for (;;) {
