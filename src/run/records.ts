@@ -11,12 +11,12 @@
  * detached monitor process) is identified by pid and start time, so a reused pid is not taken
  * for it.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pidAlive, procStart } from '../store/lock.js';
 import { BerthError, fromSystemError } from '../errors.js';
+import { nodeCrypto } from '../oci/digest.js';
 
 export interface ContainerRecord {
   id: string;
@@ -76,12 +76,12 @@ const ADJ = ['brave', 'calm', 'eager', 'fond', 'keen', 'lucid', 'merry', 'nimble
 const NOUN = ['anchor', 'bollard', 'buoy', 'cleat', 'dock', 'ferry', 'galley', 'harbor', 'hull', 'jetty', 'keel', 'mast', 'pier', 'quay', 'rudder', 'wharf'];
 
 export function randomName(): string {
-  const b = randomBytes(3);
+  const b = nodeCrypto().randomBytes(3);
   return `${ADJ[b[0]! % ADJ.length]}_${NOUN[b[1]! % NOUN.length]}_${b[2]!.toString(16).padStart(2, '0')}`;
 }
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const tmp = `${path}.tmp-${process.pid}-${nodeCrypto().randomBytes(3).toString('hex')}`;
   await writeFile(tmp, JSON.stringify(value, null, 1));
   await rename(tmp, path);
 }
