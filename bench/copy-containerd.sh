@@ -47,7 +47,6 @@ CPID=$CTRD_PID
 CTR="ctr -a $CTRD_SOCK -n bench"
 COPY="$BERTH --root $M/corpus/root --progress none copy --containerd-address $CTRD_SOCK"
 
-freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 port=$(freeport); mkdir -p "$M/reg"
 cat > "$M/reg/config.yml" <<YML
 version: 0.1

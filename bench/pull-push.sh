@@ -32,22 +32,6 @@ mount -o loop "$W/fs.img" "$W/mnt"
 M="$W/mnt"; mkdir -p "$M/out"
 R="$W/results.txt"; : > "$R"
 
-freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-# start_registry DIR -> prints host:port, records the pid in $RPID
-start_registry() {
-  local d=$1 port; port=$(freeport); mkdir -p "$d"
-  cat > "$d/config.yml" <<YML
-version: 0.1
-log: { level: error, accesslog: { disabled: true } }
-storage: { filesystem: { rootdirectory: $d/data }, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } }
-http: { addr: 127.0.0.1:$port, secret: bench }
-YML
-  docker-registry serve "$d/config.yml" >"$d/log" 2>&1 & RPID=$!
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
-  REG="127.0.0.1:$port"
-}
-stop_registry() { kill "$RPID" 2>/dev/null; wait "$RPID" 2>/dev/null || true; }
-
 echo "# corpus" >&2
 node bench/pull-push-corpus.mjs "$M/layout" l20 "$L20_LAYERS" "$L20_MB" >&2
 node bench/pull-push-corpus.mjs "$M/layout" big 1 "$BIG_MB" >&2

@@ -5,17 +5,15 @@
  * Each case's context is prepared as ./corpus.ts says (write bits back).
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNativeBuilder } from '../../src/build/native/index.js';
 import { ContentStore } from '../../src/store/store.js';
-import { tagImage } from '../../src/store/images.js';
 import { Snapshotter } from '../../src/snapshot/snapshotter.js';
-import type { Digest } from '../../src/oci/types.js';
 import { testdir } from '../kit/testdir.js';
-import { caseConfig, CORPUS, CORPUS_CASES, MODE_LOST, prepareContext } from './corpus.js';
+import { caseConfig, CORPUS, CORPUS_CASES, MODE_LOST, prepareContext, storeCorpusBase } from './corpus.js';
 
 const cases = CORPUS_CASES;
 const isRoot = process.getuid?.() === 0;
@@ -41,15 +39,8 @@ describe.skipIf(!isRoot || cases.length === 0)('corpus: built-in builder vs Buil
   beforeAll(async () => {
     root = await testdir('berth-corpus-');
     const layout = join(root, 'base-layout');
-    execFileSync('python3', [join(CORPUS, 'make-base.py'), layout]);
+    await storeCorpusBase(await ContentStore.open(join(root, 'store')), layout);
     base = summary(layout);
-    const store = await ContentStore.open(join(root, 'store'));
-    const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: Digest; size: number; mediaType: string }[] };
-    for (const f of readdirSync(join(layout, 'blobs', 'sha256'))) {
-      await store.putBytes(readFileSync(join(layout, 'blobs', 'sha256', f)), { digest: `sha256:${f}` as Digest });
-    }
-    const m = index.manifests[0]!;
-    await tagImage(store, 'base', { mediaType: m.mediaType, digest: m.digest, size: m.size });
   }, 120_000);
 
   afterAll(async () => {

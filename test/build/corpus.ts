@@ -10,6 +10,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Descriptor, Digest } from '../../src/oci/types.js';
+import { tagImage } from '../../src/store/images.js';
+import type { ContentStore } from '../../src/store/store.js';
 
 export const CORPUS = process.env.BERTH_BUILD_CORPUS ?? fileURLToPath(new URL('../../../shared/build-corpus/', import.meta.url));
 export const CORPUS_CASES = existsSync(join(CORPUS, 'cases')) ? readdirSync(join(CORPUS, 'cases')).sort() : [];
@@ -40,4 +43,19 @@ export function prepareContext(name: string, dir: string): string {
   // The corpus's own files were not part of the context BuildKit saw.
   execFileSync('rm', ['-f', join(ctx, 'expected.json'), join(ctx, 'case.json')]);
   return ctx;
+}
+
+/**
+ * The corpus base image (make-base.py writes it as an OCI layout at `layout`), put into `store`
+ * and tagged `name`; its root descriptor.
+ */
+export async function storeCorpusBase(store: ContentStore, layout: string, name = 'base'): Promise<Descriptor> {
+  execFileSync('python3', [join(CORPUS, 'make-base.py'), layout]);
+  for (const f of readdirSync(join(layout, 'blobs', 'sha256'))) {
+    await store.putBytes(readFileSync(join(layout, 'blobs', 'sha256', f)), { digest: `sha256:${f}` as Digest });
+  }
+  const m = (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: Digest; size: number; mediaType: string }[] }).manifests[0]!;
+  const desc: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.size };
+  await tagImage(store, name, desc);
+  return desc;
 }

@@ -5,3 +5,4 @@ export { startRegistry, freePort, type RunningRegistry, type RegistryOptions } f
 export { runBerth, BERTH_BIN, type RunResult } from './cli.js';
 export { snapshotTree, treeListing } from './tree.js';
 export { startContainerd, type Containerd } from './containerd.js';
+export { errorCode } from './errors.js';

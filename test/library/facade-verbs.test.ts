@@ -12,6 +12,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Berth } from '../../src/index.js';
+import { errorCode } from '../kit/index.js';
 import pkg from '../../package.json' with { type: 'json' };
 import { busyboxArchive } from './busybox-archive.js';
 
@@ -24,15 +25,7 @@ let archive = '';
 let rootfsTar = '';
 let berth: Berth;
 
-async function code(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    if (!isBerthError(e)) throw e;
-    return e.code;
-  }
-}
+const code = errorCode;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(process.env.BERTH_TEST_TMP ?? tmpdir(), 'berth-facade-verbs-'));

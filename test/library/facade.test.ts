@@ -11,7 +11,7 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Berth } from '../../src/index.js';
-import { startRegistry, type RunningRegistry } from '../kit/index.js';
+import { errorCode, startRegistry, type RunningRegistry } from '../kit/index.js';
 import { busyboxArchive } from './busybox-archive.js';
 
 const { openBerth, isBerthError, BerthError } = (await import(pathToFileURL(fileURLToPath(new URL('../../dist/index.js', import.meta.url))).href)) as typeof import('../../src/index.js');
@@ -26,15 +26,7 @@ async function mountsUnder(d: string): Promise<string[]> {
   return (await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.split(' ')[1]?.startsWith(d));
 }
 
-async function code(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    if (!isBerthError(e)) throw e;
-    return e.code;
-  }
-}
+const code = errorCode;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(process.env.BERTH_TEST_TMP ?? tmpdir(), 'berth-facade-'));

@@ -8,26 +8,20 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { storeCorpusBase } from '../corpus.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BuildRequest } from '../../../src/build/builder.js';
 import { createNativeBuilder } from '../../../src/build/native/index.js';
-import { tagImage } from '../../../src/store/images.js';
 import { ContentStore } from '../../../src/store/store.js';
 import { Snapshotter } from '../../../src/snapshot/snapshotter.js';
-import type { Digest } from '../../../src/oci/types.js';
 import { testdir } from '../../kit/testdir.js';
 
-const MAKE_BASE = fileURLToPath(new URL('../../../../shared/build-corpus/make-base.py', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 
 async function withBase(): Promise<string> {
   const root = await testdir('berth-native-');
   const layout = join(root, 'base-layout');
-  execFileSync('python3', [MAKE_BASE, layout]);
-  const store = await ContentStore.open(join(root, 'store'));
-  for (const f of readdirSync(join(layout, 'blobs', 'sha256'))) await store.putBytes(readFileSync(join(layout, 'blobs', 'sha256', f)), { digest: `sha256:${f}` as Digest });
-  const m = (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: Digest; size: number; mediaType: string }[] }).manifests[0]!;
-  await tagImage(store, 'base', { mediaType: m.mediaType, digest: m.digest, size: m.size });
+  await storeCorpusBase(await ContentStore.open(join(root, 'store')), layout);
   return root;
 }
 

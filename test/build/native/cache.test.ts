@@ -8,25 +8,17 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { storeCorpusBase } from '../corpus.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tagImage } from '../../../src/store/images.js';
 import { ContentStore } from '../../../src/store/store.js';
-import type { Digest } from '../../../src/oci/types.js';
 import { BERTH_BIN, runBerth, testdir } from '../../kit/index.js';
 
-const MAKE_BASE = fileURLToPath(new URL('../../../../shared/build-corpus/make-base.py', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 
 async function storeWithBase(dir: string): Promise<string> {
   const root = join(dir, 'root');
   const layout = join(dir, 'base-layout');
-  execFileSync('python3', [MAKE_BASE, layout]);
-  const store = await ContentStore.open(root);
-  for (const f of readdirSync(join(layout, 'blobs', 'sha256'))) await store.putBytes(readFileSync(join(layout, 'blobs', 'sha256', f)), { digest: `sha256:${f}` as Digest });
-  const m = (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: Digest; size: number; mediaType: string }[] }).manifests[0]!;
-  await tagImage(store, 'base', { mediaType: m.mediaType, digest: m.digest, size: m.size });
+  await storeCorpusBase(await ContentStore.open(root), layout);
   return root;
 }
 

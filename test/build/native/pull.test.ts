@@ -4,11 +4,9 @@
  * stopped); `--pull` (always) takes the registry's newer image; `--pull=never` fails naming
  * the Dockerfile line. Real runc runs a RUN step on the pulled base.
  */
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { storeCorpusBase } from '../corpus.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BuildEvent, BuildRequest } from '../../../src/build/builder.js';
 import { createNativeBuilder } from '../../../src/build/native/index.js';
@@ -16,10 +14,8 @@ import { getImage, tagImage } from '../../../src/store/images.js';
 import { ContentStore } from '../../../src/store/store.js';
 import { push } from '../../../src/push.js';
 import { isBerthError } from '../../../src/errors.js';
-import type { Digest } from '../../../src/oci/types.js';
 import { randomImage, startRegistry, testdir, type RunningRegistry } from '../../kit/index.js';
 
-const MAKE_BASE = fileURLToPath(new URL('../../../../shared/build-corpus/make-base.py', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 
 function request(context: string, extra: Partial<BuildRequest> = {}): BuildRequest {
@@ -36,12 +32,9 @@ describe.skipIf(!isRoot)('built-in builder: FROM pulls per --pull', () => {
     dir = await testdir('berth-native-pull-');
     reg = await startRegistry();
     const layout = join(dir, 'base-layout');
-    execFileSync('python3', [MAKE_BASE, layout]);
     src = await ContentStore.open(join(dir, 'src'));
-    for (const f of readdirSync(join(layout, 'blobs', 'sha256'))) await src.putBytes(readFileSync(join(layout, 'blobs', 'sha256', f)), { digest: `sha256:${f}` as Digest });
-    const m = (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: Digest; size: number; mediaType: string }[] }).manifests[0]!;
     name = `${reg.host}/corpus/base:1`;
-    await tagImage(src, name, { mediaType: m.mediaType, digest: m.digest, size: m.size });
+    await storeCorpusBase(src, layout, name);
     await push(src, name);
     ctx = join(dir, 'ctx');
     await mkdir(ctx, { recursive: true });

@@ -5,21 +5,17 @@
  * content differs (exit 5); SOURCE_DATE_EPOCH comes from the build arg, the environment, else 0.
  * The difference finder also names mode and mtime differences between two hand-made images.
  */
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { storeCorpusBase } from '../corpus.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { imageDifference } from '../../../src/build/native/reproducible.js';
 import { getImage, tagImage } from '../../../src/store/images.js';
 import { ContentStore } from '../../../src/store/store.js';
 import { sha256 } from '../../../src/oci/digest.js';
-import type { Digest } from '../../../src/oci/types.js';
 import { runBerth, tarBytes, testdir } from '../../kit/index.js';
 
-const MAKE_BASE = fileURLToPath(new URL('../../../../shared/build-corpus/make-base.py', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 
 describe.skipIf(!isRoot)('build --check-reproducible', () => {
@@ -29,11 +25,7 @@ describe.skipIf(!isRoot)('build --check-reproducible', () => {
     dir = await testdir('berth-repro-');
     root = join(dir, 'root');
     const layout = join(dir, 'base-layout');
-    execFileSync('python3', [MAKE_BASE, layout]);
-    const store = await ContentStore.open(root);
-    for (const f of readdirSync(join(layout, 'blobs', 'sha256'))) await store.putBytes(readFileSync(join(layout, 'blobs', 'sha256', f)), { digest: `sha256:${f}` as Digest });
-    const m = (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: Digest; size: number; mediaType: string }[] }).manifests[0]!;
-    await tagImage(store, 'base', { mediaType: m.mediaType, digest: m.digest, size: m.size });
+    await storeCorpusBase(await ContentStore.open(root), layout);
   }, 60_000);
 
   it('a deterministic Dockerfile matches (exit 0); the first build is tagged', async () => {
