@@ -177,7 +177,8 @@ export class Records {
         /* a half-written container: rm -f removes it */
       }
     }
-    return out.sort((a, b) => b.record.created.localeCompare(a.record.created));
+    // Newest first; RFC 3339 times in code-point order (localeCompare would build an ICU collator).
+    return out.sort((a, b) => (b.record.created < a.record.created ? -1 : b.record.created > a.record.created ? 1 : 0));
   }
 
   /** Find a container by full id, name, or unique id prefix. */

@@ -66,7 +66,7 @@ async function layerFiles(store: ContentStore, desc: Descriptor, signal?: AbortS
     async (h: TarEntryHeader, body: Readable) => {
       const hash = createHash('sha256');
       for await (const c of body) hash.update(c as Buffer);
-      const x = [...(h.xattrs ?? new Map<string, Buffer>()).entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v.toString('hex')}`);
+      const x = [...(h.xattrs ?? new Map<string, Buffer>()).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v.toString('hex')}`);
       files.set(h.name.replace(/^\.?\//, ''), {
         type: h.type,
         mode: (h.mode ?? 0) & 0o7777,
