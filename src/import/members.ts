@@ -360,9 +360,13 @@ class Meter {
     let wait: Promise<void> | undefined;
     if (this.#pending) {
       if (this.head.length < 8) this.head = Buffer.concat([this.head, chunk.subarray(0, 8 - this.head.length)]);
-      this.#pending.push(Buffer.from(chunk));
-      if (this.head.length >= 8) wait = this.#decide();
-    } else if (this.tee) wait = this.tee.write(Buffer.from(chunk));
+      if (this.head.length >= 8) {
+        // Decided on this chunk: a plain member (most of them) is never copied; a compressed
+        // one's tee gets this chunk after what came before.
+        wait = this.#decide();
+        if (this.tee) wait = this.tee.write(copyOf(chunk)) ?? wait;
+      } else this.#pending.push(copyOf(chunk));
+    } else if (this.tee) wait = this.tee.write(copyOf(chunk));
     this.flusher?.wrote(chunk.length);
     if (this.onBytes && this.n - this.#last >= 4 << 20) {
       this.#last = this.n;
@@ -374,6 +378,13 @@ class Meter {
   end(): Promise<void> | undefined {
     return this.#pending ? this.#decide() : undefined;
   }
+}
+
+/** A copy of a chunk that lives in a reused buffer (not zero-filled first, as Buffer.from's is not either). */
+function copyOf(chunk: Buffer): Buffer {
+  const b = Buffer.allocUnsafe(chunk.length);
+  chunk.copy(b);
+  return b;
 }
 
 const BLOB_RE = /^blobs\/sha256\/([a-f0-9]{64})$/;
