@@ -3,6 +3,11 @@ import { createRequire } from 'node:module';
 
 let cryptoModule: typeof import('node:crypto') | undefined;
 /** node:crypto, loaded on first use: a command that hashes nothing (a cached listing) never pays for it. */
+/** `n` random bytes in hex (node:crypto loaded on first use, without its ESM facade). */
+export function randomHex(n: number): string {
+  return nodeCrypto().randomBytes(n).toString('hex');
+}
+
 export function nodeCrypto(): typeof import('node:crypto') {
   return (cryptoModule ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto'));
 }

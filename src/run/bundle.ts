@@ -3,12 +3,12 @@
  * rootfs (relative to the bundle or absolute). Any rootfs works: a container's overlay mount, a
  * build step's snapshot, a plain directory. Spec building stays in spec.ts (`buildSpec`).
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { fromSystemError } from '../errors.js';
 import { ensureMountpoint } from './rootfs.js';
 import { RUNTIME_DIRS, RUNTIME_FILES, type RuntimeSpec } from './spec.js';
+import { randomHex } from '../oci/digest.js';
 
 /** The rootfs of a spec as a host path (`root.path` is relative to the bundle directory). */
 export function bundleRootfs(dir: string, spec: Pick<RuntimeSpec, 'root'>): string {
@@ -21,7 +21,7 @@ export function bundleRootfs(dir: string, spec: Pick<RuntimeSpec, 'root'>): stri
  */
 export async function writeBundle(dir: string, spec: RuntimeSpec): Promise<void> {
   const file = join(dir, 'config.json');
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const tmp = `${file}.tmp-${process.pid}-${randomHex(3)}`;
   try {
     await mkdir(dir, { recursive: true });
     await writeFile(tmp, JSON.stringify(spec));

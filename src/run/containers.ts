@@ -5,7 +5,6 @@
  * detached monitor process (monitor.ts, like containerd-shim). Logs are docker json-file lines
  * (logs.ts); the bundle is written by bundle.ts from spec.ts's runtime spec.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
@@ -38,6 +37,7 @@ import {
   type RuntimeSpec,
   type SpecMount,
 } from './spec.js';
+import { randomHex } from '../oci/digest.js';
 
 export type { ContainerInfo, ContainerPaths, ContainerRecord, ContainerState, ContainerStatus } from './records.js';
 export type { LogEntry } from './logs.js';
@@ -283,7 +283,7 @@ export class Containers {
     }
     await this.checkRunc();
 
-    const id = randomBytes(32).toString('hex');
+    const id = randomHex(32);
     const name = o.name ?? randomName();
     const p = this.paths(id);
     const cleanup: (() => Promise<unknown>)[] = [];

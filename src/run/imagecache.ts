@@ -6,10 +6,10 @@
  * or pull rewrites it by rename, which drops the whole cache). Content by digest never changes,
  * so nothing else can make an entry wrong; a damaged or unreadable cache is just a miss.
  */
-import { randomBytes } from 'node:crypto';
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import type { ContainerConfig } from '../oci/types.js';
 import type { ResolvedUser } from './spec.js';
+import { randomHex } from '../oci/digest.js';
 
 /** An image as `create` needs it, without reading the store. */
 export interface ResolvedImage {
@@ -80,7 +80,7 @@ export class ImageCache {
   async save(): Promise<void> {
     if (!this.#dirty || !this.#data) return;
     this.#dirty = false;
-    const tmp = `${this.file}.tmp-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const tmp = `${this.file}.tmp-${process.pid}-${randomHex(3)}`;
     try {
       await writeFile(tmp, JSON.stringify(this.#data));
       await rename(tmp, this.file);

@@ -6,7 +6,6 @@
  * executed. No container record is needed: `berth run`, `exec`, the detached monitor and the
  * builder's RUN steps all stand on these.
  */
-import { randomBytes } from 'node:crypto';
 import type { StdioOptions } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
@@ -16,6 +15,7 @@ import type { Readable, Writable } from 'node:stream';
 import { BerthError } from '../errors.js';
 import { lastLine, startError, type Runc, type RuncChild } from './runc.js';
 import type { RuntimeSpec, SpecProcess } from './spec.js';
+import { randomHex } from '../oci/digest.js';
 
 /** Where the process's stdio goes; absent means 'ignore'. */
 export interface ProcessIO {
@@ -96,7 +96,7 @@ export async function runProcess(runc: Runc, o: RunProcessOptions): Promise<Proc
 /** Run one more process in the running container `id` with `runc exec`, in the foreground. */
 export async function execProcess(runc: Runc, o: ExecProcessOptions): Promise<ProcessResult> {
   const dir = o.stateDir ?? runc.root;
-  const tag = `exec-${randomBytes(6).toString('hex')}`;
+  const tag = `exec-${randomHex(6)}`;
   const procPath = join(dir, `${tag}.json`);
   const pidFile = join(dir, `${tag}.pid`);
   const log = join(dir, `${tag}.log`);

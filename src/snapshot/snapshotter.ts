@@ -27,13 +27,10 @@
  * content source and calls `apply`.
  */
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, readdirSync, rmSync as rmSyncFs } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { promisify } from 'node:util';
-import { isMainThread } from 'node:worker_threads';
 import { native, MNT_DETACH } from '../archive/native.js';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { OpOptions } from '../oci/content.js';
@@ -41,8 +38,18 @@ import type { Digest } from '../oci/types.js';
 import type { ImageView } from '../store/images.js';
 import type { ContentStore } from '../store/store.js';
 import { pidAlive, withLock } from '../store/lock.js';
+import { nodeCrypto, randomHex } from '../oci/digest.js';
 
-const execFileP = promisify(execFile);
+/** node:util is not loaded for this one promise: a warm `run` never needs it. */
+const execFileP = (file: string, args: string[], o: { maxBuffer: number }) =>
+  new Promise<void>((resolve, reject) => void execFile(file, args, o, (e) => (e ? reject(e) : resolve())));
+/**
+ * A worker thread, where process.chdir throws: Node marks a worker's chdir `disabled`, which spares
+ * loading node:worker_threads on every mount; a chdir that throws anyway is caught (workerChdir).
+ */
+const inWorker = (): boolean => (process.chdir as { disabled?: boolean }).disabled === true;
+const workerChdir = (e: unknown): boolean => ((e as { cause?: { code?: string } })?.cause?.code ?? (e as { code?: string })?.code) === 'ERR_WORKER_UNSUPPORTED_OPERATION';
+const createHash = (alg: string) => nodeCrypto().createHash(alg);
 
 export type SnapshotDriver = 'overlay' | 'copy';
 
@@ -175,7 +182,7 @@ export class LocalSnapshotter implements Snapshotter {
   }
 
   async #probe(): Promise<SnapshotDriver> {
-    const t = join(this.dir, 'tmp', `probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const t = join(this.dir, 'tmp', `probe-${process.pid}-${randomHex(4)}`);
     try {
       for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(t, d), { recursive: true });
       native().mount('overlay', join(t, 'm'), 'overlay', 0, `lowerdir=${t}/l,upperdir=${t}/u,workdir=${t}/w,${OVERLAY_PINNED}`);
@@ -227,7 +234,7 @@ export class LocalSnapshotter implements Snapshotter {
 
   async apply(name: string, parent: string | undefined, write: (dir: string) => Promise<{ diffId: string }>): Promise<void> {
     if (await this.has(name)) return;
-    const tmp = join(this.dir, 'tmp', `unpack-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const tmp = join(this.dir, 'tmp', `unpack-${process.pid}-${randomHex(6)}`);
     try {
       await mkdir(join(tmp, 'fs'), { recursive: true, mode: 0o755 });
       const { diffId } = await write(join(tmp, 'fs'));
@@ -291,7 +298,7 @@ export class LocalSnapshotter implements Snapshotter {
     await withLock(join(this.dir, 'lock'), async () => {
       if (await this.#meta(dest)) throw new BerthError('ALREADY_EXISTS', `snapshot ${key} already exists`);
       const chain = await this.#chain(parent);
-      const tmp = join(this.dir, 'tmp', `prepare-${process.pid}-${randomBytes(6).toString('hex')}`);
+      const tmp = join(this.dir, 'tmp', `prepare-${process.pid}-${randomHex(6)}`);
       try {
         if (driver === 'overlay') {
           if (kind === 'active') {
@@ -324,26 +331,34 @@ export class LocalSnapshotter implements Snapshotter {
     }
     const chain = await this.#chain(m.parent);
     // Relative lowerdirs need a chdir around mount(2), which worker threads cannot do.
-    const rel = isMainThread;
-    const empty = rel ? 'empty' : join(this.dir, 'empty');
-    let lower = chain.length > 0 ? chain.map((l) => (rel ? l.rel : l.fs)).join(':') : empty;
-    // A view has no upper dir; overlay then wants two lower dirs at least.
-    if (m.kind === 'view' && chain.length < 2) lower += `:${empty}`;
-    const data = m.kind === 'view' ? `lowerdir=${lower},${OVERLAY_PINNED}` : `lowerdir=${lower},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')},${OVERLAY_PINNED}`;
-    if (data.length >= PAGE) {
-      throw new BerthError('UNSUPPORTED', `snapshot ${key}: a chain of ${chain.length} layers is too long for one overlay mount`, {
-        hint: 'squash the image, or use BERTH_SNAPSHOTTER=copy',
-      });
-    }
-    if (opts.volatile && m.kind !== 'view') {
-      try {
-        this.#mount('overlay', target, 'overlay', 0, `${data},volatile`, rel ? this.dir : undefined, key);
-        return;
-      } catch {
-        /* a kernel before 5.10: mount it the ordinary way */
+    const mountAs = (rel: boolean): void => {
+      const empty = rel ? 'empty' : join(this.dir, 'empty');
+      let lower = chain.length > 0 ? chain.map((l) => (rel ? l.rel : l.fs)).join(':') : empty;
+      // A view has no upper dir; overlay then wants two lower dirs at least.
+      if (m.kind === 'view' && chain.length < 2) lower += `:${empty}`;
+      const data = m.kind === 'view' ? `lowerdir=${lower},${OVERLAY_PINNED}` : `lowerdir=${lower},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')},${OVERLAY_PINNED}`;
+      if (data.length >= PAGE) {
+        throw new BerthError('UNSUPPORTED', `snapshot ${key}: a chain of ${chain.length} layers is too long for one overlay mount`, {
+          hint: 'squash the image, or use BERTH_SNAPSHOTTER=copy',
+        });
       }
+      if (opts.volatile && m.kind !== 'view') {
+        try {
+          this.#mount('overlay', target, 'overlay', 0, `${data},volatile`, rel ? this.dir : undefined, key);
+          return;
+        } catch (e) {
+          if (workerChdir(e)) throw e;
+          /* a kernel before 5.10: mount it the ordinary way */
+        }
+      }
+      this.#mount('overlay', target, 'overlay', m.kind === 'view' ? MS_RDONLY : 0, data, rel ? this.dir : undefined, key);
+    };
+    try {
+      mountAs(!inWorker());
+    } catch (e) {
+      if (!workerChdir(e)) throw e;
+      mountAs(false); // a worker thread that inWorker() did not recognise
     }
-    this.#mount('overlay', target, 'overlay', m.kind === 'view' ? MS_RDONLY : 0, data, rel ? this.dir : undefined, key);
   }
 
   async diff(key: string, opts: DiffOptions = {}): Promise<Readable> {
@@ -362,7 +377,7 @@ export class LocalSnapshotter implements Snapshotter {
     });
     if (m.driver !== 'copy') return writeLayer({ dir: tree, mode: 'overlay', ...layerOpts(opts) });
     // copy: compare with the parent's tree, put together in a temporary directory.
-    const base = join(this.dir, 'tmp', `diff-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const base = join(this.dir, 'tmp', `diff-${process.pid}-${randomHex(6)}`);
     try {
       await mkdir(base, { recursive: true, mode: 0o700 });
       for (const l of [...(await this.#chain(m.parent))].reverse()) await copyLayer(l.fs, base);
@@ -417,7 +432,7 @@ export class LocalSnapshotter implements Snapshotter {
       const m = await this.#meta(dir);
       if (!m || m.kind !== 'active' || m.key !== key) throw new BerthError('NOT_FOUND', `snapshot ${key} does not exist`);
       if (await this.has(name)) throw new BerthError('ALREADY_EXISTS', `snapshot ${name} already exists`);
-      const tmp = join(this.dir, 'tmp', `commit-${process.pid}-${randomBytes(6).toString('hex')}`);
+      const tmp = join(this.dir, 'tmp', `commit-${process.pid}-${randomHex(6)}`);
       await mkdir(tmp);
       try {
         // overlay: the upper dir already holds overlay whiteouts. copy: fs/ is the whole tree,

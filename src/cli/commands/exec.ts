@@ -1,4 +1,4 @@
-import { isatty } from 'node:tty';
+import { isTerminal as isatty } from '../tty.js';
 import { BerthError } from '../../index.js';
 import { defineCommand } from '../command.js';
 import { parseDockerArgs, yargsOptions, type DockerFlag } from '../dockerflags.js';

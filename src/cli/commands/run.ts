@@ -1,9 +1,10 @@
-import { isatty } from 'node:tty';
+import { isTerminal as isatty } from '../tty.js';
 import { BerthError } from '../../index.js';
 import type { ForwardSignals, PullPolicy, RunOptions } from '../../index.js';
 import { defineCommand } from '../command.js';
 import type { CliContext } from '../context.js';
 import { parseDockerArgs, yargsOptions, type DockerFlag } from '../dockerflags.js';
+
 
 /** docker run's flags that berth supports: the one table behind `--help` and the parse. */
 export const RUN_FLAGS: readonly DockerFlag[] = [
