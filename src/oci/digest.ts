@@ -1,19 +1,96 @@
 import type { Hash } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
-
-let cryptoModule: typeof import('node:crypto') | undefined;
-/** node:crypto, loaded on first use: a command that hashes nothing (a cached listing) never pays for it. */
-/** `n` random bytes in hex (node:crypto loaded on first use, without its ESM facade). */
-export function randomHex(n: number): string {
-  return nodeCrypto().randomBytes(n).toString('hex');
-}
-
-export function nodeCrypto(): typeof import('node:crypto') {
-  return (cryptoModule ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto'));
-}
 import { Transform, type TransformCallback } from 'node:stream';
 import { BerthError } from '../errors.js';
 import type { Digest } from './types.js';
+
+let cryptoModule: typeof import('node:crypto') | undefined;
+/** node:crypto, loaded on first use: a command that hashes nothing (a cached listing) never pays for it. */
+export function nodeCrypto(): typeof import('node:crypto') {
+  return (cryptoModule ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto'));
+}
+
+/**
+ * `n` random bytes in hex, from the kernel's generator (/dev/urandom, what node:crypto seeds
+ * from): a warm `run` names its container and temp files without loading node:crypto.
+ */
+export function randomHex(n: number): string {
+  const b = Buffer.allocUnsafe(n);
+  try {
+    const fd = openSync('/dev/urandom', 'r');
+    try {
+      let got = 0;
+      while (got < n) {
+        const k = readSync(fd, b, got, n - got, null);
+        if (k <= 0) throw new Error('short read');
+        got += k;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return nodeCrypto().randomBytes(n).toString('hex');
+  }
+  return b.toString('hex');
+}
+const K256 = new Uint32Array([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+]);
+
+/**
+ * SHA-256 of a short text, in hex. Up to 4 KiB it is computed here (plain FIPS 180-4): a warm
+ * `run` names snapshot directories by the hash of their keys, and loading node:crypto for a few
+ * dozen bytes cost more than the rest of its snapshot work. Longer input goes to node:crypto.
+ */
+export function sha256Text(text: string): string {
+  const msg = Buffer.from(text, 'utf8');
+  if (msg.length > 4096) return nodeCrypto().createHash('sha256').update(msg).digest('hex');
+  const blocks = Math.ceil((msg.length + 9) / 64);
+  const buf = Buffer.alloc(blocks * 64);
+  msg.copy(buf);
+  buf[msg.length] = 0x80;
+  buf.writeUInt32BE(Math.floor((msg.length * 8) / 0x100000000), buf.length - 8);
+  buf.writeUInt32BE((msg.length * 8) >>> 0, buf.length - 4);
+  const h = new Uint32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+  const w = new Uint32Array(64);
+  const rotr = (x: number, n: number) => (x >>> n) | (x << (32 - n));
+  for (let b = 0; b < blocks; b++) {
+    for (let i = 0; i < 16; i++) w[i] = buf.readUInt32BE(b * 64 + i * 4);
+    for (let i = 16; i < 64; i++) {
+      const x = w[i - 15]!;
+      const y = w[i - 2]!;
+      const s0 = rotr(x, 7) ^ rotr(x, 18) ^ (x >>> 3);
+      const s1 = rotr(y, 17) ^ rotr(y, 19) ^ (y >>> 10);
+      w[i] = (w[i - 16]! + s0 + w[i - 7]! + s1) >>> 0;
+    }
+    let [a, bb, c, d, e, f, g, hh] = [h[0]!, h[1]!, h[2]!, h[3]!, h[4]!, h[5]!, h[6]!, h[7]!];
+    for (let i = 0; i < 64; i++) {
+      const t1 = (hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K256[i]! + w[i]!) >>> 0;
+      const t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & bb) ^ (a & c) ^ (bb & c))) >>> 0;
+      hh = g;
+      g = f;
+      f = e;
+      e = (d + t1) >>> 0;
+      d = c;
+      c = bb;
+      bb = a;
+      a = (t1 + t2) >>> 0;
+    }
+    h[0] = (h[0]! + a) >>> 0;
+    h[1] = (h[1]! + bb) >>> 0;
+    h[2] = (h[2]! + c) >>> 0;
+    h[3] = (h[3]! + d) >>> 0;
+    h[4] = (h[4]! + e) >>> 0;
+    h[5] = (h[5]! + f) >>> 0;
+    h[6] = (h[6]! + g) >>> 0;
+    h[7] = (h[7]! + hh) >>> 0;
+  }
+  return Array.from(h, (x) => x.toString(16).padStart(8, '0')).join('');
+}
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 

@@ -5,7 +5,7 @@
  * detached monitor process (monitor.ts, like containerd-shim). Logs are docker json-file lines
  * (logs.ts); the bundle is written by bundle.ts from spec.ts's runtime spec.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
@@ -100,10 +100,10 @@ export interface SuperviseIO {
 export async function nofileLimit(): Promise<number> {
   const want = 1048576;
   try {
-    const status = await readFile('/proc/self/status', 'utf8');
+    const status = readFileSync('/proc/self/status', 'utf8');
     const eff = BigInt('0x' + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
     if (eff & (1n << 24n)) return want;
-    const limits = await readFile('/proc/self/limits', 'utf8');
+    const limits = readFileSync('/proc/self/limits', 'utf8');
     const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(limits);
     const hard = m?.[2] === 'unlimited' ? want : Number(m?.[2]);
     return Number.isFinite(hard) && hard > 0 ? Math.min(want, hard) : want;
@@ -130,15 +130,25 @@ export async function isMounted(target: string): Promise<boolean> {
   return info.split('\n').some((l) => l.split(' ')[4] === esc);
 }
 
+/** A small file's text, '' when it cannot be read (read synchronously: the warm path's reads are tiny). */
+function readSmall(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /**
  * The snapshotter, without its overlay probe (a test mount) on every run: once overlay worked
  * under this root, that is remembered in `cacheFile` (a failed probe is not remembered).
  */
 async function openSnapshotter(root: string, cacheFile: string, driver?: SnapshotDriver): Promise<Snapshotter> {
-  const m = await import('../snapshot/index.js');
+  // snapshotter.js, not the room's index: unpack (a cold run's) loads when a cold run needs it.
+  const m = await import('../snapshot/snapshotter.js');
   if (driver) return m.openSnapshotter(root, { driver });
   if (process.env.BERTH_SNAPSHOTTER) return m.openSnapshotter(root);
-  if ((await readFile(cacheFile, 'utf8').catch(() => '')) === 'overlay') return m.openSnapshotter(root, { driver: 'overlay' });
+  if (readSmall(cacheFile) === 'overlay') return m.openSnapshotter(root, { driver: 'overlay' });
   const s = await m.openSnapshotter(root);
   if ((await s.driver()) === 'overlay') await writeFile(cacheFile, 'overlay').catch(() => {});
   return s;
@@ -198,12 +208,12 @@ export class Containers {
   async #checkRunc(): Promise<RuncVersion & { fresh: boolean }> {
     const bin = this.runc.binary.includes('/') ? this.runc.binary : (process.env.PATH ?? '').split(':').map((d) => join(d || '.', this.runc.binary)).find((p) => existsSync(p));
     if (!bin) throw new BerthError('UNAVAILABLE', `runc not found (${this.runc.binary})`, { hint: 'install it: apt-get install runc' });
-    const st = await stat(bin).catch(() => undefined);
+    const st = statSync(bin, { throwIfNoEntry: false });
     if (!st) throw new BerthError('UNAVAILABLE', `runc not found (${bin})`, { hint: 'install it: apt-get install runc' });
     const key = `${bin}:${st.size}:${st.mtimeMs}`;
     const cache = join(this.runc.root, 'version.json');
     try {
-      const c = JSON.parse(await readFile(cache, 'utf8')) as RuncVersion & { key: string };
+      const c = JSON.parse(readFileSync(cache, 'utf8')) as RuncVersion & { key: string };
       if (c.key === key) return { ...c, fresh: false };
     } catch {
       /* no cache yet */
@@ -291,7 +301,7 @@ export class Containers {
       // The name is claimed atomically: a second container with it fails here.
       await this.records.claimName(name, id);
       cleanup.push(() => this.records.releaseName(name, id));
-      await mkdir(p.rootfs, { recursive: true });
+      mkdirSync(p.rootfs, { recursive: true });
       cleanup.push(() => rm(p.dir, { recursive: true, force: true }));
 
       if (view) {
@@ -357,12 +367,11 @@ export class Containers {
       await cache.setUser(r.chainId, userSpec, user);
     }
     const cwd = o.workdir ?? (img.config?.WorkingDir || '/');
-    const [hostResolv, nofile] = await Promise.all([readFile('/etc/resolv.conf', 'utf8').catch(() => ''), nofileLimit()]);
-    const files = Promise.all([
-      writeFile(p.hosts, hostsFile(r.hostname, r.network)),
-      writeFile(p.resolv, resolvConf(hostResolv, r.network)),
-      writeFile(p.hostname, r.hostname + '\n'),
-    ]);
+    const [hostResolv, nofile] = [readSmall('/etc/resolv.conf'), await nofileLimit()];
+    // Three small files, written synchronously (each is a few syscalls; a thread-pool trip costs more).
+    writeFileSync(p.hosts, hostsFile(r.hostname, r.network));
+    writeFileSync(p.resolv, resolvConf(hostResolv, r.network));
+    writeFileSync(p.hostname, r.hostname + '\n');
     const spec = buildSpec({
       args: r.args,
       env: mergeEnv(img.config?.Env, [`HOSTNAME=${r.hostname}`], o.env),
@@ -386,10 +395,8 @@ export class Containers {
       annotations: { 'org.opencontainers.image.ref.name': r.image.name ?? r.image.ref, 'io.berth.container.name': r.name },
     });
     // The runtime's own mount points are made real (symlinks an image put there replaced).
-    await Promise.all([
-      files,
-      prepareRootfs(p.rootfs, spec, binds.some((b) => b.destination === INIT_PATH) ? [INIT_PATH] : []).then(() => (cwd !== '/' ? mkdirInRoot(p.rootfs, cwd, user!.uid, user!.gid) : undefined)),
-    ]);
+    await prepareRootfs(p.rootfs, spec, binds.some((b) => b.destination === INIT_PATH) ? [INIT_PATH] : []);
+    if (cwd !== '/') await mkdirInRoot(p.rootfs, cwd, user.uid, user.gid);
     return spec;
   }
 

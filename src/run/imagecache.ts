@@ -6,7 +6,8 @@
  * or pull rewrites it by rename, which drops the whole cache). Content by digest never changes,
  * so nothing else can make an entry wrong; a damaged or unreadable cache is just a miss.
  */
-import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
 import type { ContainerConfig } from '../oci/types.js';
 import type { ResolvedUser } from './spec.js';
 import { randomHex } from '../oci/digest.js';
@@ -43,13 +44,14 @@ export class ImageCache {
     this.indexPath = indexPath;
   }
 
+  /** Read synchronously: two small files, and a warm run waits on nothing else meanwhile. */
   async #load(): Promise<CacheFile> {
     if (this.#data) return this.#data;
-    const st = await stat(this.indexPath, { bigint: true }).catch(() => undefined);
+    const st = statSync(this.indexPath, { bigint: true, throwIfNoEntry: false });
     this.#key = st ? `${st.ino}:${st.size}:${st.mtimeNs}` : 'none';
     let d: CacheFile | undefined;
     try {
-      d = JSON.parse(await readFile(this.file, 'utf8')) as CacheFile;
+      d = JSON.parse(readFileSync(this.file, 'utf8')) as CacheFile;
     } catch {
       d = undefined;
     }

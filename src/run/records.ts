@@ -11,12 +11,12 @@
  * detached monitor process) is identified by pid and start time, so a reused pid is not taken
  * for it.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pidAlive, procStart } from '../store/lock.js';
 import { BerthError, fromSystemError } from '../errors.js';
-import { nodeCrypto } from '../oci/digest.js';
+import { randomHex } from '../oci/digest.js';
 
 export interface ContainerRecord {
   id: string;
@@ -76,12 +76,12 @@ const ADJ = ['brave', 'calm', 'eager', 'fond', 'keen', 'lucid', 'merry', 'nimble
 const NOUN = ['anchor', 'bollard', 'buoy', 'cleat', 'dock', 'ferry', 'galley', 'harbor', 'hull', 'jetty', 'keel', 'mast', 'pier', 'quay', 'rudder', 'wharf'];
 
 export function randomName(): string {
-  const b = nodeCrypto().randomBytes(3);
+  const b = Buffer.from(randomHex(3), 'hex');
   return `${ADJ[b[0]! % ADJ.length]}_${NOUN[b[1]! % NOUN.length]}_${b[2]!.toString(16).padStart(2, '0')}`;
 }
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${nodeCrypto().randomBytes(3).toString('hex')}`;
+  const tmp = `${path}.tmp-${process.pid}-${randomHex(3)}`;
   await writeFile(tmp, JSON.stringify(value, null, 1));
   await rename(tmp, path);
 }
@@ -200,7 +200,7 @@ export class Records {
     if (!NAME_RE.test(name)) throw new BerthError('INVALID_ARGUMENT', `invalid container name ${JSON.stringify(name)}`, { hint: 'use [a-zA-Z0-9][a-zA-Z0-9_.-]+' });
     const f = join(this.namesDir, name);
     try {
-      await writeFile(f, id, { flag: 'wx' });
+      writeFileSync(f, id, { flag: 'wx' }); // one small file, synchronously (the create path waits on it)
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const other = (await readFile(f, 'utf8').catch(() => '')).trim();

@@ -27,8 +27,8 @@
  * content source and calls `apply`.
  */
 import { execFile } from 'node:child_process';
-import { lstatSync, readdirSync, rmSync as rmSyncFs } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync as rmSyncFs, writeFileSync } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { native, MNT_DETACH } from '../archive/native.js';
@@ -38,7 +38,7 @@ import type { Digest } from '../oci/types.js';
 import type { ImageView } from '../store/images.js';
 import type { ContentStore } from '../store/store.js';
 import { pidAlive, withLock } from '../store/lock.js';
-import { nodeCrypto, randomHex } from '../oci/digest.js';
+import { randomHex, sha256Text } from '../oci/digest.js';
 
 /** node:util is not loaded for this one promise: a warm `run` never needs it. */
 const execFileP = (file: string, args: string[], o: { maxBuffer: number }) =>
@@ -49,7 +49,6 @@ const execFileP = (file: string, args: string[], o: { maxBuffer: number }) =>
  */
 const inWorker = (): boolean => (process.chdir as { disabled?: boolean }).disabled === true;
 const workerChdir = (e: unknown): boolean => ((e as { cause?: { code?: string } })?.cause?.code ?? (e as { code?: string })?.code) === 'ERR_WORKER_UNSUPPORTED_OPERATION';
-const createHash = (alg: string) => nodeCrypto().createHash(alg);
 
 export type SnapshotDriver = 'overlay' | 'copy';
 
@@ -78,13 +77,13 @@ export function chainIds(diffIds: readonly string[]): Digest[] {
   const out: Digest[] = [];
   for (const d of diffIds) {
     const prev = out[out.length - 1];
-    out.push(prev === undefined ? (d as Digest) : (`sha256:${createHash('sha256').update(`${prev} ${d}`).digest('hex')}` as Digest));
+    out.push(prev === undefined ? (d as Digest) : (`sha256:${sha256Text(`${prev} ${d}`)}` as Digest));
   }
   return out;
 }
 
 function idOf(name: string): string {
-  return createHash('sha256').update(name).digest('hex').slice(0, 16);
+  return sha256Text(name).slice(0, 16);
 }
 
 const PAGE = 4096;
@@ -169,7 +168,8 @@ export class LocalSnapshotter implements Snapshotter {
     }
     const s = new LocalSnapshotter(root, opts.driver ?? ((env || undefined) as SnapshotDriver | undefined));
     try {
-      for (const d of ['c', 'a', 'tmp', 'empty']) await mkdir(join(s.dir, d), { recursive: true, mode: 0o700 });
+      // Synchronous: four directories that exist after the first open (a warm run waits on them).
+      for (const d of ['c', 'a', 'tmp', 'empty']) mkdirSync(join(s.dir, d), { recursive: true, mode: 0o700 });
     } catch (e) {
       throw fromSystemError(e, `opening ${s.dir}`);
     }
@@ -208,9 +208,10 @@ export class LocalSnapshotter implements Snapshotter {
     return join(this.dir, 'a', idOf(key));
   }
 
+  /** A snapshot's meta.json (a few hundred bytes, read synchronously: a warm run reads several in turn). */
   async #meta(dir: string): Promise<Meta | undefined> {
     try {
-      return JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as Meta;
+      return JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as Meta;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw fromSystemError(e, `reading snapshot ${dir}`);
@@ -301,17 +302,18 @@ export class LocalSnapshotter implements Snapshotter {
       const tmp = join(this.dir, 'tmp', `prepare-${process.pid}-${randomHex(6)}`);
       try {
         if (driver === 'overlay') {
+          // Two empty directories and a small file: synchronously (every run prepares one).
           if (kind === 'active') {
-            await mkdir(join(tmp, 'upper'), { recursive: true, mode: 0o755 });
-            await mkdir(join(tmp, 'work'), { recursive: true, mode: 0o700 });
-          } else await mkdir(tmp, { recursive: true });
+            mkdirSync(join(tmp, 'upper'), { recursive: true, mode: 0o755 });
+            mkdirSync(join(tmp, 'work'), { recursive: true, mode: 0o700 });
+          } else mkdirSync(tmp, { recursive: true });
         } else {
           await mkdir(join(tmp, 'fs'), { recursive: true, mode: 0o755 });
           for (const l of [...chain].reverse()) await copyLayer(l.fs, join(tmp, 'fs'));
         }
         const meta: Meta = { kind, key, ...(parent !== undefined ? { parent } : {}), created: new Date().toISOString(), driver };
-        await writeFile(join(tmp, 'meta.json'), JSON.stringify(meta));
-        await rename(tmp, dest);
+        writeFileSync(join(tmp, 'meta.json'), JSON.stringify(meta));
+        renameSync(tmp, dest);
       } catch (e) {
         await rm(tmp, { recursive: true, force: true }).catch(() => {});
         throw e instanceof BerthError ? e : fromSystemError(e, `preparing snapshot ${key}`);

@@ -1,13 +1,28 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { parseDigest, sha256, VerifyingStream } from '../../src/oci/digest.js';
+import { createHash } from 'node:crypto';
+import { parseDigest, randomHex, sha256, sha256Text, VerifyingStream } from '../../src/oci/digest.js';
 import { parseManifestOrIndex } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/mediatype.js';
 
 const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
 
 describe('digests', () => {
+  it('sha256Text equals node:crypto at every padding boundary, for UTF-8 and past its 4 KiB cut-over', () => {
+    const texts = ['', 'abc', 'sha256:' + 'a'.repeat(64), 'é✓ ünïcode', 'x'.repeat(5000)];
+    for (let n = 50; n <= 130; n++) texts.push('k'.repeat(n)); // 55/56/64/119/120/128 bytes: one or two padding blocks
+    for (const t of texts) expect(sha256Text(t), JSON.stringify(t.slice(0, 20))).toBe(createHash('sha256').update(t, 'utf8').digest('hex'));
+    expect(sha256Text('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'); // FIPS 180-2 example
+  });
+
+  it('randomHex gives n fresh random bytes in hex', () => {
+    const a = randomHex(32);
+    expect(a).toMatch(/^[0-9a-f]{64}$/);
+    expect(randomHex(32)).not.toBe(a);
+    expect(randomHex(3)).toMatch(/^[0-9a-f]{6}$/);
+  });
+
   it('validates before use', () => {
     expect(() => parseDigest('sha256:../../etc')).toThrow(/invalid digest/);
     expect(() => parseDigest('sha256:' + 'A'.repeat(64))).toThrow(/invalid digest/);
