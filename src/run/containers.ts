@@ -5,7 +5,7 @@
  * detached monitor process (monitor.ts, like containerd-shim). Logs are docker json-file lines
  * (logs.ts); the bundle is written by bundle.ts from spec.ts's runtime spec.
  */
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
@@ -603,11 +603,12 @@ export class Containers {
         /* not mounted after all */
       }
     });
-    await Promise.all([
-      snap.remove(record?.snapshotKey ?? `ctr-${id}`).catch(() => {}),
-      rm(p.dir, { recursive: true, force: true }),
-      record ? this.records.releaseName(record.name, id) : undefined,
-    ]);
+    // The container's own directory holds berth's small files, its log and the (now unmounted)
+    // rootfs: removed synchronously while the snapshot (the container's writes) goes on the pool.
+    const snapGone = snap.remove(record?.snapshotKey ?? `ctr-${id}`).catch(() => {});
+    rmSync(p.dir, { recursive: true, force: true });
+    if (record) this.records.releaseNameSync(record.name, id);
+    await snapGone;
   }
 
   /** Remove every container that is not running; the removed ids. */

@@ -11,8 +11,8 @@
  * detached monitor process) is identified by pid and start time, so a reused pid is not taken
  * for it.
  */
-import { existsSync, writeFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pidAlive, procStart } from '../store/lock.js';
 import { BerthError, fromSystemError } from '../errors.js';
@@ -82,8 +82,10 @@ export function randomName(): string {
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomHex(3)}`;
-  await writeFile(tmp, JSON.stringify(value, null, 1));
-  await rename(tmp, path);
+  // A record or state is a few hundred bytes: written synchronously (two syscalls and a close
+  // beat two thread-pool trips; a run writes four states).
+  writeFileSync(tmp, JSON.stringify(value, null, 1));
+  renameSync(tmp, path);
 }
 
 /**
@@ -133,7 +135,7 @@ export class Records {
 
   async readRecord(id: string): Promise<ContainerRecord> {
     try {
-      return JSON.parse(await readFile(this.paths(id).record, 'utf8')) as ContainerRecord;
+      return JSON.parse(readFileSync(this.paths(id).record, 'utf8')) as ContainerRecord;
     } catch (e) {
       throw new BerthError('NOT_FOUND', `no such container: ${id}`, { cause: e });
     }
@@ -145,7 +147,7 @@ export class Records {
 
   async readState(id: string): Promise<ContainerState> {
     try {
-      return JSON.parse(await readFile(this.paths(id).state, 'utf8')) as ContainerState;
+      return JSON.parse(readFileSync(this.paths(id).state, 'utf8')) as ContainerState;
     } catch {
       return { status: 'created' };
     }
@@ -208,6 +210,23 @@ export class Records {
         throw new BerthError('ALREADY_EXISTS', `the container name "${name}" is already in use by container ${other.slice(0, 12)}`, { hint: 'remove that container (berth rm) or choose another --name' });
       }
       await writeFile(f, id); // a stale claim whose container is gone
+    }
+  }
+
+  /** releaseName, synchronously (a removal that waits on nothing else). */
+  releaseNameSync(name: string, id: string): void {
+    const f = join(this.namesDir, name);
+    let owner = '';
+    try {
+      owner = readFileSync(f, 'utf8').trim();
+    } catch {
+      return;
+    }
+    if (owner !== id) return;
+    try {
+      unlinkSync(f);
+    } catch {
+      /* gone */
     }
   }
 
