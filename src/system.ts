@@ -3,7 +3,7 @@
  * images that containers may use, whole-root garbage collection, disk usage and environment
  * information. The CLI calls these; they never print.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -181,7 +181,7 @@ export async function listImageSummaries(store: ContentStore, opts: ImageListOpt
   const host = formatPlatform(hostPlatform());
   let cache: Record<string, CachedSummary> = {};
   try {
-    const c = JSON.parse(await readFile(cachePath, 'utf8')) as { host?: string; rows?: Record<string, CachedSummary> };
+    const c = JSON.parse(readFileSync(cachePath, 'utf8')) as { host?: string; rows?: Record<string, CachedSummary> };
     if (c.host === host && c.rows && typeof c.rows === 'object') cache = c.rows;
   } catch {
     /* absent or damaged: rebuilt below */

@@ -1,12 +1,12 @@
 import type { Hash } from 'node:crypto';
-import { createReadStream, statSync, type ReadStream } from 'node:fs';
+import { createReadStream, readFileSync, statSync, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, appendFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError, fromSystemError } from '../errors.js';
 import type { ContentSource, ContentTarget, OpOptions } from '../oci/content.js';
-import { digestHex, nodeCrypto, parseDigest, verifyBytes } from '../oci/digest.js';
+import { digestHex, nodeCrypto, parseDigest, randomHex, verifyBytes } from '../oci/digest.js';
 import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, parseJson, parseDescriptor } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatype.js';
 import type { Descriptor, Digest, Index } from '../oci/types.js';
@@ -269,7 +269,7 @@ export class ContentStore implements ContentSource, ContentTarget {
         return new IngestWriter(this, dir, fh, hash, size, true);
       }
     }
-    const dir = join(this.ingestDir, `tmp-${process.pid}-${nodeCrypto().randomBytes(8).toString('hex')}`);
+    const dir = join(this.ingestDir, `tmp-${process.pid}-${randomHex(8)}`);
     try {
       await mkdir(dir);
       const fh = await open(join(dir, 'data'), 'w');
@@ -319,7 +319,8 @@ export class ContentStore implements ContentSource, ContentTarget {
   async readIndex(): Promise<Index> {
     let raw: Buffer;
     try {
-      raw = await readFile(this.indexPath);
+      // Synchronously: every listing and lookup starts here, and one read of a small file beats a thread-pool trip.
+      raw = readFileSync(this.indexPath);
     } catch (e) {
       throw fromSystemError(e, `reading ${this.indexPath}`);
     }
@@ -334,7 +335,7 @@ export class ContentStore implements ContentSource, ContentTarget {
       const idx = await this.readIndex();
       const manifests = [...idx.manifests];
       const out = await fn(manifests);
-      const tmp = `${this.indexPath}.tmp-${process.pid}-${nodeCrypto().randomBytes(4).toString('hex')}`;
+      const tmp = `${this.indexPath}.tmp-${process.pid}-${randomHex(4)}`;
       try {
         const fh = await open(tmp, 'w', 0o644);
         await fh.writeFile(JSON.stringify({ ...idx, schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests }));
@@ -371,7 +372,7 @@ export class ContentStore implements ContentSource, ContentTarget {
   /** Run `fn` with a lease: blobs committed meanwhile are protected from a concurrent gc. */
   async withLease<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#lease) return fn();
-    const path = join(this.leasesDir, `${process.pid}-${nodeCrypto().randomBytes(6).toString('hex')}`);
+    const path = join(this.leasesDir, `${process.pid}-${randomHex(6)}`);
     await writeFile(path, '');
     this.#lease = path;
     try {
