@@ -4,7 +4,7 @@
  * imported only here (and in the future Buildctl wrapper).
  */
 import type { Options as ExecaOptions } from 'execa';
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../errors.js';
@@ -215,15 +215,15 @@ export class Runc {
   }
 
   async version(): Promise<RuncVersion> {
-    let r;
-    try {
-      const { execa } = await import('execa');
-      r = await execa(this.binary, ['--version'], { reject: false, stdin: 'ignore' });
-    } catch (e) {
-      throw this.#unavailable(e);
-    }
-    if (r.failed && r.exitCode === undefined) throw this.#unavailable(r);
-    return parseRuncVersion(String(r.stdout));
+    // A plain execFile: the first run on a root asks this, and execa would cost that run ~100 ms to load.
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(this.binary, ['--version'], { encoding: 'utf8', timeout: 30_000, maxBuffer: 1 << 20 }, (e, out) => {
+        // A non-zero exit still printed what it printed; only a runc that did not start is unavailable.
+        if (e && typeof (e as { code?: unknown }).code !== 'number') reject(this.#unavailable(e));
+        else resolve(String(out));
+      }).stdin?.end();
+    });
+    return parseRuncVersion(stdout);
   }
 
   async create(id: string, o: CreateOptions, extra: ExecaOptions = {}): Promise<void> {
