@@ -1,9 +1,9 @@
 /**
  * The one typed wrapper around the runc binary (containerd/go-runc's shape): global flags, one
- * options object per verb, exit codes and stderr turned into typed BerthErrors. execa is
- * imported only here (and in the future Buildctl wrapper).
+ * options object per verb, exit codes and stderr turned into typed BerthErrors. runc is started
+ * with node:child_process only (spawn for run/exec, execFile for short verbs): execa is the
+ * Buildctl wrapper's door, and a `run`, `stop` or `kill` never loads it.
  */
-import type { Options as ExecaOptions } from 'execa';
 import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -149,6 +149,13 @@ export function lastLine(text: string): string {
   return '';
 }
 
+/** Options of a short runc verb run to completion. */
+export interface CallOptions {
+  /** Kill runc after this many ms (it then counts as not started: UNAVAILABLE). */
+  timeout?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
 /**
  * Classify a runc start failure like docker does: a missing command exits 127, a command that
  * cannot be executed exits 126; anything else is a PROCESS error.
@@ -194,24 +201,28 @@ export class Runc {
   }
 
   /** Run a short verb to completion; non-zero exit becomes a PROCESS error with runc's last stderr line. */
-  async #call(verb: string, args: string[], extra: ExecaOptions = {}): Promise<string> {
-    let r;
-    try {
-      // execa is loaded on first use: `berth run` starts runc with spawn and never needs it.
-      const { execa } = await import('execa');
-      r = await execa(this.binary, [...this.globalArgs(), verb, ...args], { reject: false, stdin: 'ignore', ...extra } as ExecaOptions);
-    } catch (e) {
-      throw this.#unavailable(e);
-    }
-    if ((r as { code?: string }).code === 'ENOENT' || (r.failed && r.exitCode === undefined && /ENOENT/.test(String(r.message)))) {
-      throw this.#unavailable(r);
-    }
+  async #call(verb: string, args: string[], extra: CallOptions = {}): Promise<string> {
+    // A plain execFile (DESIGN: execa is the door for buildctl only): stop, kill and rm -f pay no
+    // ~100 ms for loading it.
+    const r = await new Promise<{ stdout: string; stderr: string; exitCode: number | undefined; error?: Error }>((resolve) => {
+      const child = execFile(
+        this.binary,
+        [...this.globalArgs(), verb, ...args],
+        { encoding: 'utf8', maxBuffer: 64 << 20, ...(extra.timeout ? { timeout: extra.timeout } : {}), ...(extra.env ? { env: extra.env } : {}) },
+        (e, stdout, stderr) => {
+          const code = (e as { code?: unknown } | null)?.code;
+          resolve({ stdout: String(stdout), stderr: String(stderr), exitCode: e ? (typeof code === 'number' ? code : undefined) : 0, ...(e ? { error: e } : {}) });
+        },
+      );
+      child.stdin?.end();
+    });
+    if (r.exitCode === undefined) throw this.#unavailable(r.error); // runc did not start (ENOENT, EACCES) or was killed
     if (r.exitCode !== 0) {
-      const line = lastLine(String(r.stderr ?? '')) || `exit status ${r.exitCode}`;
+      const line = lastLine(r.stderr) || `exit status ${r.exitCode}`;
       const code = /does not exist|not found|container .* does not exist/i.test(line) ? 'NOT_FOUND' : 'PROCESS';
       throw new BerthError(code, `runc ${verb} failed: ${line}`);
     }
-    return String(r.stdout ?? '');
+    return r.stdout;
   }
 
   async version(): Promise<RuncVersion> {
@@ -226,7 +237,7 @@ export class Runc {
     return parseRuncVersion(stdout);
   }
 
-  async create(id: string, o: CreateOptions, extra: ExecaOptions = {}): Promise<void> {
+  async create(id: string, o: CreateOptions, extra: CallOptions = {}): Promise<void> {
     await this.#call('create', [...bundleArgs(o), id], extra);
   }
 
