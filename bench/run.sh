@@ -7,6 +7,7 @@
 # machine sets it; node then reads the whole CA bundle at start). Only node and berth see it.
 # Rows (each iteration runs every row once, in turn):
 #   node -e 0                 the cost of starting node
+#   node + run's modules      node loading what `berth run` loads, doing nothing (bench/start-floor.mjs)
 #   runc run (floor)          `runc run` of a bundle prepared once
 #   berth run --rm (warm)     snapshot present: mount, runc run, unmount, remove
 #   ctr run --rm              containerd on a private socket/root/state, image imported with ctr
@@ -97,6 +98,7 @@ bench() {
   }
   for i in $(seq "$N"); do
     time_it node "${NENV[@]}" node -e 0
+    time_it mods "${NENV[@]}" node "$HERE/bench/start-floor.mjs" run
     time_it runc runc --root "$D/runc" run -b "$D/bundle" "floor$mode$i"
     time_it warm "${NENV[@]}" $BERTH --root "$D/bw" run --rm "$IMG" /bin/true
     time_it ctr $CTR run --rm "$CTR_IMG" "c$mode$i" /bin/true
@@ -107,13 +109,14 @@ bench() {
     rm -rf "$D/u$i"
   done
   declare -A M=()
-  for k in node runc warm ctr cold umoci; do M[$k]=$(echo "${T[$k]}" | median); done
+  for k in node mods runc warm ctr cold umoci; do M[$k]=$(echo "${T[$k]}" | median); done
   echo
   echo "berth run bench: busybox image, $N interleaved iterations, NODE_EXTRA_CA_CERTS $mode, $(nproc) cores, $(uname -r), $(runc --version | head -1), node $(node --version)"
   echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
   printf '| %-38s | %10s |\n' "command" "median ms"
   printf '|%s|%s|\n' "----------------------------------------" "------------"
   printf '| %-38s | %10s |\n' "node -e 0" "${M[node]}"
+  printf '| %-38s | %10s |\n' "node + run's modules, no work" "${M[mods]}"
   printf '| %-38s | %10s |\n' "runc run (prepared bundle, floor)" "${M[runc]}"
   printf '| %-38s | %10s |\n' "berth run --rm IMG /bin/true (warm)" "${M[warm]}"
   printf '| %-38s | %10s |\n' "ctr run --rm" "${M[ctr]}"
@@ -123,6 +126,8 @@ bench() {
   echo "warm / ctr run --rm    = $(ratio "${M[warm]}" "${M[ctr]}")   (target <= 0.8)"
   echo "warm / runc            = $(ratio "${M[warm]}" "${M[runc]}")   (target <= 2.5)"
   echo "cold / umoci+runc      = $(ratio "${M[cold]}" "${M[umoci]}")   (target <= 1.0)"
+  echo "floor: (node + run's modules + runc) / runc = $(ratio "$(awk -v a="${M[mods]}" -v b="${M[runc]}" 'BEGIN{print a+b}')" "${M[runc]}")   (what warm/runc cannot go below)"
+  echo "floor: (node + runc) / (umoci+runc)          = $(ratio "$(awk -v a="${M[node]}" -v b="${M[runc]}" 'BEGIN{print a+b}')" "${M[umoci]}")   (what cold/umoci+runc cannot go below)"
   echo "(warm - node) / runc   = $(ratio "$(awk -v a="${M[warm]}" -v b="${M[node]}" 'BEGIN{print a-b}')" "${M[runc]}")   (berth's own cost beyond a node start)"
 }
 

@@ -2,7 +2,8 @@
 # Start time of the hot verbs next to a bare `node -e 0` (issues 2, 8 and 13), interleaved in one
 # run, once with NODE_EXTRA_CA_CERTS unset (as on a user's machine) and once set.
 # Targets (issue 13): images, ps, inspect IMG on a store with 50 images ≤ 1.3×; --help ≤ 1.5×;
-# `import { openBerth } from 'berth-oci'` + `await openBerth()` ≤ 1.3×. Medians; the machine's load
+# `import { openBerth } from 'berth-oci'` + `await openBerth()` ≤ 1.3×. Each verb's floor row (its
+# modules loaded, no work) shows how much of its time is node's ESM loader. Medians; the machine's load
 # makes single runs noisy, so use many rounds and read the ratios, not the milliseconds.
 # usage: bash bench/startup.sh [ROUNDS] [IMAGES]   (after npm run build; IMAGES default 50)
 set -euo pipefail
@@ -26,13 +27,19 @@ if [ ! -f "$root/.bench-$nimages" ]; then
 fi
 
 lib="import('./dist/index.js').then((m) => m.openBerth({ root: '$root' }))"
-labels=("node -e 0" "berth --version" "berth images" "berth ps" "berth inspect IMG" "berth --help" "import + openBerth()")
+# The "floor" rows load what the verb loads and do nothing (bench/start-floor.mjs): the part of a
+# verb's time that is node's ESM loader and berth's module graph, not berth's work.
+labels=("node -e 0" "floor: an empty ESM entry" "berth --version" "berth images" "floor: images' modules, no work" "berth ps" "floor: ps' modules, no work" "berth inspect IMG" "floor: inspect's modules" "berth --help" "import + openBerth()")
 cmds=(
   "node -e 0"
+  "node bench/start-floor.mjs empty"
   "${berth[*]} --version"
   "${berth[*]} images"
+  "node bench/start-floor.mjs images"
   "${berth[*]} ps -a"
+  "node bench/start-floor.mjs ps"
   "${berth[*]} inspect bench/img0"
+  "node bench/start-floor.mjs inspect"
   "${berth[*]} --help"
   "node -e \"$lib\""
 )
