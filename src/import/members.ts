@@ -380,7 +380,7 @@ class Meter {
   }
 }
 
-/** A copy of a chunk that lives in a reused buffer (not zero-filled first, as Buffer.from's is not either). */
+/** A copy of a chunk that lives in a reused buffer (allocUnsafe: the new memory is not zero-filled before the copy). */
 function copyOf(chunk: Buffer): Buffer {
   const b = Buffer.allocUnsafe(chunk.length);
   chunk.copy(b);
