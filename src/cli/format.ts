@@ -48,6 +48,41 @@ export function dockerTime(iso: string | undefined): string {
   return t.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' +0000 UTC').replace(/Z$/, ' +0000 UTC');
 }
 
+/**
+ * Align tab-separated columns as docker's tabwriter does (min width 10, padding 3); the last
+ * column is not padded.
+ */
+export function tabulate(text: string): string {
+  const lines = text.split('\n').map((l) => l.split('\t'));
+  const widths: number[] = [];
+  for (const cells of lines) cells.slice(0, -1).forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, [...c].length)));
+  return lines
+    .map((cells) => cells.map((c, i) => (i < cells.length - 1 ? c.padEnd(Math.max(10, widths[i]! + 3)) : c)).join('').replace(/\s+$/, ''))
+    .join('\n');
+}
+
+/** The header docker prints for a `table` column: HEADERS' name, else `CreatedSince` → `CREATED SINCE`. */
+export function columnHeader(field: string, headers: Readonly<Record<string, string>>): string {
+  return headers[field] ?? field.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase();
+}
+
+/**
+ * A command's default table (`table {{.A}}\t{{.B}}…`) without the template engine: what
+ * gotemplate's renderRows prints for it, for the listings that run without --format (the
+ * engine is loaded only when a --format is given). Every row has every column (a missing
+ * field would print empty here and `<no value>` through the engine).
+ */
+export function defaultTable(rows: readonly Readonly<Record<string, unknown>>[], columns: readonly string[], headers: Readonly<Record<string, string>>): string {
+  const lines = [columns.map((c) => columnHeader(c, headers)).join('\t')];
+  for (const r of rows) lines.push(columns.map((c) => String(r[c] ?? '')).join('\t'));
+  return tabulate(lines.join('\n'));
+}
+
+/** The Go template of a default table: `{{.A}}\t{{.B}}…` (without the `table ` prefix). */
+export function tableTemplate(columns: readonly string[]): string {
+  return columns.map((c) => `{{.${c}}}`).join('\t');
+}
+
 /** `--format` option as docker has it (a Go template, `table …` or `json`). */
 export const FORMAT_OPTION = {
   type: 'string',

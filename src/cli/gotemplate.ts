@@ -16,6 +16,7 @@
  * and a newline.
  */
 import { BerthError } from '../index.js';
+import { columnHeader, tabulate } from './format.js';
 
 type Value = unknown;
 type Node =
@@ -467,15 +468,7 @@ export class GoTemplate {
   }
 }
 
-/** Docker's tabwriter (minwidth 10, padding 3): align tab-separated cells. */
-export function tabulate(text: string): string {
-  const lines = text.split('\n').map((l) => l.split('\t'));
-  const widths: number[] = [];
-  for (const cells of lines) cells.slice(0, -1).forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, [...c].length)));
-  return lines
-    .map((cells) => cells.map((c, i) => (i < cells.length - 1 ? c.padEnd(Math.max(10, widths[i]! + 3)) : c)).join('').replace(/\s+$/, ''))
-    .join('\n');
-}
+export { tabulate } from './format.js';
 
 /** Docker's escapes in a format string given on the command line. */
 export function unescapeFormat(f: string): string {
@@ -498,7 +491,7 @@ export function renderRows(format: string, rows: readonly Value[], spec: FormatS
   if (/^table(\s|$)/.test(f)) {
     const body = f.slice(5).trim() || defaultTable;
     const t = new GoTemplate(body);
-    const header = new Proxy({}, { get: (_o, k) => (typeof k === 'string' ? (spec.headers[k] ?? k.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase()) : undefined), has: () => true });
+    const header = new Proxy({}, { get: (_o, k) => (typeof k === 'string' ? columnHeader(k, spec.headers) : undefined), has: () => true });
     const lines = [t.render(header), ...rows.map((r) => t.render(r))];
     return tabulate(lines.join('\n'));
   }

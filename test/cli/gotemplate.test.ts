@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { defaultTable, tableTemplate } from '../../src/cli/format.js';
 import { GoTemplate, renderRows, renderValue } from '../../src/cli/gotemplate.js';
 
 const img = {
@@ -47,5 +48,19 @@ describe('Go templates (docker --format)', () => {
     expect(() => r('{{.Tag')).toThrow(/invalid --format template: unclosed action/);
     expect(() => r('{{nosuch .Tag}}')).toThrow(/function "nosuch" not defined/);
     expect(() => r('{{if .Tag}}x')).toThrow(/missing \{\{end\}\}/);
+  });
+
+  it('a default table printed without the engine is what the engine prints for its template', () => {
+    const rows = [
+      { Repository: 'alpine', Tag: '3', ID: 'abc123', CreatedSince: '2 days ago', Size: '7.8MB', RunningFor: '' },
+      { Repository: '<none>', Tag: '<none>', ID: 'ffffffffffffffffffffff', CreatedSince: 'Less than a second ago', Size: '0B', RunningFor: 'x' },
+      { Repository: 'überlong/ñame', Tag: '', ID: '', CreatedSince: '', Size: '', RunningFor: 'ü' },
+    ];
+    const headers = { ID: 'IMAGE ID', CreatedSince: 'CREATED' };
+    for (const columns of [['Repository', 'Tag', 'ID', 'CreatedSince', 'Size'], ['ID'], ['Size', 'RunningFor'], ['Tag', 'Repository']]) {
+      const viaEngine = renderRows(`table ${tableTemplate(columns)}`, rows, { headers }, '');
+      expect(defaultTable(rows, columns, headers)).toBe(viaEngine);
+    }
+    expect(defaultTable([], ['RunningFor'], {})).toBe('RUNNING FOR');
   });
 });

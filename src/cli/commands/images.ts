@@ -1,8 +1,7 @@
 import { BerthError } from '../../index.js';
 import type { ImageListOptions, ImageSummary } from '../../index.js';
 import { defineCommand } from '../command.js';
-import { ago, dockerTime, FORMAT_OPTION, shortId, size } from '../format.js';
-import { renderRows } from '../gotemplate.js';
+import { ago, defaultTable, dockerTime, FORMAT_OPTION, shortId, size, tableTemplate } from '../format.js';
 
 export interface ImagesArgs {
   repository?: string;
@@ -69,8 +68,12 @@ export const imagesCommand = defineCommand<ImagesArgs>({
       if (ids.length) ctx.out(ids.join('\n'));
       return;
     }
-    const def = `table {{.Repository}}\t{{.Tag}}\t${argv.digests ? '{{.Digest}}\t' : ''}{{.ID}}\t{{.CreatedSince}}\t{{.Size}}`;
-    const text = renderRows(argv.format ?? def, shown, { headers: HEADERS }, def.slice(6));
+    const columns = ['Repository', 'Tag', ...(argv.digests ? ['Digest'] : []), 'ID', 'CreatedSince', 'Size'];
+    // The template engine is loaded only for a --format.
+    const text =
+      argv.format === undefined
+        ? defaultTable(shown, columns, HEADERS)
+        : (await import('../gotemplate.js')).renderRows(argv.format, shown, { headers: HEADERS }, tableTemplate(columns));
     if (text) ctx.out(text);
   },
 });

@@ -1,6 +1,5 @@
 import { defineCommand } from '../command.js';
 import { FORMAT_OPTION } from '../format.js';
-import { renderValue } from '../gotemplate.js';
 
 export const inspectCommand = defineCommand<{ images: string[]; platform?: string; format?: string }>({
   command: 'inspect <images..>',
@@ -12,8 +11,11 @@ export const inspectCommand = defineCommand<{ images: string[]; platform?: strin
       .option('format', { alias: 'f', ...FORMAT_OPTION }),
   async run(argv, ctx) {
     const out = await (await ctx.berth()).inspect(argv.images ?? [], argv.platform ? { platform: argv.platform } : {});
-    if (argv.format) ctx.out(out.map((o) => renderValue(argv.format!, o)).join('\n'));
-    else ctx.out(JSON.stringify(out, null, 4));
+    if (argv.format) {
+      // The template engine is loaded only for a --format.
+      const { renderValue } = await import('../gotemplate.js');
+      ctx.out(out.map((o) => renderValue(argv.format!, o)).join('\n'));
+    } else ctx.out(JSON.stringify(out, null, 4));
   },
 });
 export default inspectCommand;

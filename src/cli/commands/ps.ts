@@ -1,7 +1,6 @@
 import { defineCommand } from '../command.js';
 import type { CliContext } from '../context.js';
-import { dockerTime, FORMAT_OPTION, size } from '../format.js';
-import { renderRows } from '../gotemplate.js';
+import { defaultTable, dockerTime, FORMAT_OPTION, size, tableTemplate } from '../format.js';
 
 function ago(iso: string | undefined): string {
   if (!iso) return '';
@@ -59,8 +58,13 @@ export async function listContainers(argv: { all?: boolean; quiet?: boolean; for
     if (rows.length) ctx.out(rows.map((r) => r.ID).join('\n'));
     return;
   }
-  const def = `table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}${argv.size ? '\t{{.Size}}' : ''}`;
-  const text = renderRows(argv.format ?? def, rows, { headers: { ID: 'CONTAINER ID', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', Names: 'NAMES' } }, def.slice(6));
+  const columns = ['ID', 'Image', 'Command', 'RunningFor', 'Status', 'Ports', 'Names', ...(argv.size ? ['Size'] : [])];
+  const headers = { ID: 'CONTAINER ID', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', Names: 'NAMES' };
+  // The template engine is loaded only for a --format.
+  const text =
+    argv.format === undefined
+      ? defaultTable(rows, columns, headers)
+      : (await import('../gotemplate.js')).renderRows(argv.format, rows, { headers }, tableTemplate(columns));
   if (text) ctx.out(text);
 }
 
