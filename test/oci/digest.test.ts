@@ -10,7 +10,7 @@ const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
 
 describe('digests', () => {
   it('sha256Text equals node:crypto at every padding boundary, for UTF-8 and past its 4 KiB cut-over', () => {
-    const texts = ['', 'abc', 'sha256:' + 'a'.repeat(64), 'é✓ ünïcode', 'x'.repeat(5000)];
+    const texts = ['', 'abc', 'sha256:' + 'a'.repeat(64), 'é✓ ünïcode', 'y'.repeat(1000), 'w'.repeat(4096), 'x'.repeat(5000)];
     for (let n = 50; n <= 130; n++) texts.push('k'.repeat(n)); // 55/56/64/119/120/128 bytes: one or two padding blocks
     for (const t of texts) expect(sha256Text(t), JSON.stringify(t.slice(0, 20))).toBe(createHash('sha256').update(t, 'utf8').digest('hex'));
     expect(sha256Text('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'); // FIPS 180-2 example
