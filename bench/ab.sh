@@ -2,7 +2,10 @@
 # Old build against new build (or any commands) alternated in one run: each round runs every
 # command once, in turn; prints the median wall time of each. The A/B figures in closing notes
 # come from this. An old build to compare with:
-#   git -C . archive COMMIT | tar -x -C /tmp/old && ln -s "$PWD/node_modules" /tmp/old/ && (cd /tmp/old && npx tsc -p .)
+#   mkdir -p /tmp/old && git archive COMMIT | tar -x -C /tmp/old && ln -s "$PWD/node_modules" /tmp/old/ &&
+#     mkdir -p /tmp/old/native/build && cp -a native/build/Release /tmp/old/native/build/ && (cd /tmp/old && npx tsc -p .)
+#   (the native addon is built by npm install, not kept in git: an old tree without it mounts and
+#   mknods through the slower process fallback, and every A/B on `run` comes out wrong)
 #   bash bench/ab.sh 21 "node /tmp/old/bin/berth.js --root R images" "node bin/berth.js --root R images"
 # Commands run through eval (a `;` list is one command); their output is discarded.
 set -uo pipefail
