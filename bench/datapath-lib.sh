@@ -1,8 +1,9 @@
 # Shared by bench/{load,pull,push,save}.sh (source it): a fresh loop-mounted ext4, the corpus (a
 # docker-archive made by bench/datapath-corpus.mjs), timed runs and the report.
 #   SIZE=small (20 layers, ~100 MB in all; default) or SIZE=1g (one 1 GB layer); ROUNDS (default 5
-#   small, 3 for 1g). berth runs twice per round: NODE_EXTRA_CA_CERTS unset (as users run it) and
-#   set (to $CA, default the system bundle); peers run once.
+#   small, 3 for 1g); BENCH_FS=tmpfs runs on a tmpfs instead of a fresh loop-mounted ext4 (the
+#   block layer out of the figure). berth runs twice per round: NODE_EXTRA_CA_CERTS unset (as users
+#   run it) and set (to $CA, default the system bundle); peers run once.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,9 +27,14 @@ cleanup() {
 }
 trap cleanup EXIT
 rm -rf "$W"; mkdir -p "$W/mnt"
-truncate -s $(( MB * 12 + 4096 ))M "$W/fs.img"
-mkfs.ext4 -q -F "$W/fs.img"
-mount -o loop "$W/fs.img" "$W/mnt"
+if [ "${BENCH_FS:-ext4}" = tmpfs ]; then
+  # The block layer out of the figure: what the tools do with the bytes, not what the disk does.
+  mount -t tmpfs -o size=$(( MB * 8 + 4096 ))M tmpfs "$W/mnt"
+else
+  truncate -s $(( MB * 12 + 4096 ))M "$W/fs.img"
+  mkfs.ext4 -q -F "$W/fs.img"
+  mount -o loop "$W/fs.img" "$W/mnt"
+fi
 M="$W/mnt"; mkdir -p "$M/out"
 R="$W/results.txt"; : > "$R"
 X="$M/image.tar"
